@@ -1,0 +1,218 @@
+"""Command line: `clipvae-studio` opens the GUI; sub-commands train, evaluate and sample headless."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from .core.config import DEVICES, PRESETS
+
+EXIT_BAD_INPUT = 2
+
+
+class CLIError(Exception):
+    """Bad input on the command line: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .core.data import DATASET_KINDS
+
+    parser = argparse.ArgumentParser(prog="clipvae-studio", description="Train and explore CLIP-VAEs.")
+    sub = parser.add_subparsers(dest="command")
+
+    gui = sub.add_parser("gui", help="open the studio window (the default)")
+    gui.add_argument("checkpoint", nargs="?", help="checkpoint to open")
+
+    def data_args(p, default="mnist5k"):
+        p.add_argument("--dataset", choices=DATASET_KINDS, default=default,
+                       help="mnist5k is bundled; mnist/fashion-mnist/kmnist download once; idx/folder read --data-dir")
+        p.add_argument("--data-dir", help="folder of IDX files (idx), of class sub-folders (folder), or download cache")
+        p.add_argument("--image-size", type=int, default=28, help="side length for --dataset folder")
+
+    train = sub.add_parser("train", help="train headless with a progress bar")
+    data_args(train)
+    train.add_argument("--preset", choices=list(PRESETS), default="studio")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config field, e.g. --set lr=3e-4 (repeatable)")
+    budget = train.add_mutually_exclusive_group()
+    budget.add_argument("--epochs", type=int, help="passes over the training split")
+    budget.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop after this much training time")
+    train.add_argument("--device", choices=DEVICES, help="default: the config's (auto)")
+    train.add_argument("--out", help="checkpoint to write at the end (and on Ctrl-C)")
+    train.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint")
+    train.add_argument("--json", action="store_true", help="print one JSON summary line at the end")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    ev = sub.add_parser("eval", help="evaluate a checkpoint on a test split")
+    ev.add_argument("checkpoint")
+    data_args(ev, default=None)
+    ev.add_argument("--json", action="store_true")
+    ev.add_argument("--device", choices=DEVICES, default="auto")
+
+    sample = sub.add_parser("sample", help="decode a grid of samples to PNG")
+    sample.add_argument("checkpoint")
+    what = sample.add_mutually_exclusive_group(required=True)
+    what.add_argument("--label", help="label name (or index) to sample from its posterior")
+    what.add_argument("--noise", action="store_true", help="sample z ~ N(0, I)")
+    sample.add_argument("--n", type=int, default=64, help="number of images")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--out", required=True, help="PNG file to write")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command in (None, "gui"):
+        from .gui.app import run_gui
+
+        return run_gui(getattr(args, "checkpoint", None))
+    from .core import CheckpointError, DatasetError, DeviceError
+
+    handlers = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample}
+    try:
+        return handlers[args.command](args)
+    except (CLIError, CheckpointError, DatasetError, DeviceError, ValueError, FileNotFoundError) as exc:
+        print(f"clipvae-studio {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _dataset(args, fallback: str = "mnist5k"):
+    from .core.data import load_dataset
+
+    name = args.dataset or fallback
+    options = {"image_size": args.image_size} if name == "folder" else {}
+    dataset = load_dataset(name, args.data_dir, **options)
+    for warning in dataset.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return dataset
+
+
+def cmd_train(args) -> int:
+    from tqdm import tqdm
+
+    from .core import Trainer, load_checkpoint, preset, save_trainer
+    from .core.config import MODEL_FIELDS, apply_overrides
+    from .core.events import ErrorEvent, StepEvent
+
+    dataset = _dataset(args)
+    model, payload = None, None
+    if args.resume:
+        ckpt = load_checkpoint(args.resume, dataset.image_shape, dataset.num_labels)
+        config, model, payload = ckpt.config, ckpt.model, ckpt.payload()
+        touched = {pair.split("=", 1)[0].strip() for pair in args.overrides} & set(MODEL_FIELDS)
+        if touched:
+            raise CLIError(f"cannot change {', '.join(sorted(touched))} when resuming: the weights fix the architecture")
+    else:
+        config = preset(args.preset)
+    config = apply_overrides(config, args.overrides)
+    if args.epochs:
+        config = config.with_values(epochs=args.epochs)
+    elif args.time_budget:
+        config = config.with_values(epochs=10**6)  # the time budget ends the run
+    if args.device:
+        config = config.with_values(device=args.device)
+    trainer = Trainer(config, dataset, model=model)
+    if payload:
+        trainer.restore(payload)
+
+    errors: list[str] = []
+    bar = tqdm(total=None if args.time_budget else trainer.total_steps, initial=trainer.step_count,
+               disable=args.quiet, unit="step", dynamic_ncols=True, file=sys.stderr)
+    last_postfix = [0.0]
+
+    def listen(event):
+        if isinstance(event, StepEvent):
+            bar.update(1)
+            now = time.monotonic()
+            if now - last_postfix[0] > 0.2:
+                last_postfix[0] = now
+                bar.set_postfix({k: f"{v:.3g}" for k, v in event.losses.items()}
+                                | {"samples/s": f"{event.samples_per_second:,.0f}"}, refresh=False)
+        elif isinstance(event, ErrorEvent):
+            errors.append(event.message)
+
+    trainer.add_listener(listen)
+    try:
+        summary = trainer.run(time_budget=args.time_budget)
+    except KeyboardInterrupt:
+        trainer.stop()
+        summary = trainer.summary()
+        print("\ninterrupted: saving what was trained", file=sys.stderr)
+    finally:
+        bar.close()
+    if args.out:
+        save_trainer(args.out, trainer)
+        summary["checkpoint"] = args.out
+    summary.update(preset=args.preset if not args.resume else "resumed", dataset=dataset.name)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        m = summary["metrics"]
+        print(f"{summary['steps']} steps in {summary['seconds']:.1f} s ({summary['samples_per_second']:,.0f} samples/s); "
+              f"zero-shot accuracy {m.get('zero_shot_accuracy', float('nan')):.3f}, "
+              f"reconstruction {m.get('recon_nats', float('nan')):.1f} nats", file=sys.stderr)
+    if errors:
+        print(f"clipvae-studio train: error: {errors[0]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_eval(args) -> int:
+    import torch
+
+    from .core import load_checkpoint, resolve_device
+    from .core.metrics import evaluate
+
+    ckpt = load_checkpoint(args.checkpoint)
+    dataset = _dataset(args, fallback=ckpt.dataset if ckpt.dataset in ("mnist5k", "mnist", "fashion-mnist", "kmnist")
+                       else "mnist5k")
+    ckpt = load_checkpoint(args.checkpoint, dataset.image_shape, dataset.num_labels)
+    model = ckpt.model.to(resolve_device(args.device))
+    with torch.no_grad():
+        metrics = evaluate(model, dataset.test_images, dataset.test_labels)
+    result = {"checkpoint": args.checkpoint, "dataset": dataset.name, "split": "test",
+              "source": ckpt.source, "step": ckpt.step, **metrics}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>24}: {value:.4f}" if isinstance(value, float) else f"{key:>24}: {value}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    import torch
+    from torchvision.utils import save_image
+
+    from .core import load_checkpoint
+    from .core.generation import sample_label, sample_noise
+
+    ckpt = load_checkpoint(args.checkpoint)
+    model = ckpt.model.eval()
+    if args.n < 1:
+        raise CLIError("--n must be at least 1")
+    generator = torch.Generator().manual_seed(args.seed)
+    if args.noise:
+        images = sample_noise(model, args.n, generator)
+    else:
+        names = model.label_names
+        if args.label in names:
+            label = names.index(args.label)
+        elif args.label.isdigit() and int(args.label) < len(names):
+            label = int(args.label)
+        else:
+            raise CLIError(f"unknown label {args.label!r}; the model's labels are {', '.join(names)}")
+        images = sample_label(model, label, args.n, generator)
+    try:
+        save_image(images, args.out, nrow=max(1, int(round(args.n ** 0.5))), padding=2, pad_value=0.5)
+    except (OSError, ValueError) as exc:
+        raise CLIError(f"cannot write {args.out}: {exc}") from None
+    print(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

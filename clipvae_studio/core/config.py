@@ -1,0 +1,179 @@
+"""Training configuration and the named presets.
+
+A preset is just a TrainConfig; the CLI (`--set key=value`) and the GUI settings
+panel both edit the same fields, so a run is fully described by `asdict(config)`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+ARCHITECTURES = ("mlp", "conv")
+CLIP_MODES = ("batch", "prototype")
+REDUCTIONS = ("mean", "sum")
+NOISE_KINDS = ("gaussian", "uniform")
+LR_SCHEDULES = ("constant", "cosine")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass
+class TrainConfig:
+    # --- model -----------------------------------------------------------
+    arch: str = "mlp"  # image encoder/decoder: residual MLP or small conv net
+    z_dim: int = 16
+    width: int = 64
+    depth: int = 6  # residual blocks in the mlp image encoder/decoder
+    shared_blocks: bool = False  # reference defect: one block module reused depth times
+    noise: str = "gaussian"  # reference defect: "uniform" (rand_like) reparameterisation
+    # --- loss ------------------------------------------------------------
+    clip_mode: str = "prototype"  # "batch" = arange targets (reference)
+    rec_reduction: str = "sum"  # "mean" = pixel-mean BCE (reference)
+    kld_reduction: str = "sum"  # "mean" = element-mean KLD (reference)
+    w_clip: float = 1.0
+    w_kld_image: float = 1.0
+    w_kld_label: float = 1.0
+    w_rec_image: float = 1.0
+    w_ce_label: float = 1.0
+    kl_warmup_steps: int = 0  # KL weights ramp linearly from 0 over these steps
+    free_bits: float = 0.0  # nats per latent dimension not penalised (batch mean)
+    # --- optimisation ----------------------------------------------------
+    lr: float = 1e-3
+    weight_decay: float = 1e-2  # AdamW default
+    batch_size: int = 64
+    epochs: int = 50
+    lr_schedule: str = "constant"
+    seed: int = 0
+    device: str = "auto"
+    # --- reporting -------------------------------------------------------
+    eval_every_steps: int = 200
+    snapshot_every_s: float = 1.0
+    snapshot_size: int = 2000
+
+    def validate(self) -> "TrainConfig":
+        """Raise ValueError naming the first field that is out of range."""
+        choices = {
+            "arch": ARCHITECTURES,
+            "clip_mode": CLIP_MODES,
+            "rec_reduction": REDUCTIONS,
+            "kld_reduction": REDUCTIONS,
+            "noise": NOISE_KINDS,
+            "lr_schedule": LR_SCHEDULES,
+            "device": DEVICES,
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
+        for name in ("z_dim", "width", "batch_size", "epochs", "snapshot_size", "eval_every_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.depth < 0:
+            raise ValueError(f"depth must be 0 or more, not {self.depth}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, not {self.lr}")
+        for f in fields(self):
+            if f.name.startswith("w_") and getattr(self, f.name) < 0:
+                raise ValueError(f"{f.name} must not be negative")
+        return self
+
+    def with_values(self, **changes: Any) -> "TrainConfig":
+        return replace(self, **changes).validate()
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+# Field groups, for help texts and the GUI settings panel.
+MODEL_FIELDS = ("arch", "z_dim", "width", "depth", "shared_blocks", "noise")
+FIELD_HELP = {
+    "arch": "Image encoder/decoder: 'mlp' (residual MLP, as the reference) or 'conv' (small conv net).",
+    "z_dim": "Size of the shared latent space.",
+    "width": "Hidden width of every network (channels for conv).",
+    "depth": "Residual blocks in the image encoder and decoder (mlp).",
+    "shared_blocks": "Reference defect: all residual blocks share one set of weights.",
+    "noise": "Reparameterisation noise: 'gaussian' (correct) or 'uniform' (reference defect).",
+    "clip_mode": "'batch': image i matches label row i (reference); 'prototype': each image against every class.",
+    "rec_reduction": "Reconstruction BCE: 'sum' per image (true ELBO) or pixel 'mean' (reference).",
+    "kld_reduction": "KL divergence: 'sum' per sample or element 'mean' (reference).",
+    "w_clip": "Weight of the CLIP contrastive loss.",
+    "w_kld_image": "Weight of the image KL divergence.",
+    "w_kld_label": "Weight of the label KL divergence.",
+    "w_rec_image": "Weight of the image reconstruction loss.",
+    "w_ce_label": "Weight of the label reconstruction (cross-entropy) loss.",
+    "kl_warmup_steps": "KL weights ramp up from 0 over this many steps.",
+    "free_bits": "Nats per latent dimension that the KL term does not penalise.",
+    "lr": "AdamW learning rate.",
+    "weight_decay": "AdamW weight decay.",
+    "batch_size": "Images per optimiser step.",
+    "epochs": "Passes over the training split.",
+    "lr_schedule": "'constant' or 'cosine' decay over the planned epochs.",
+    "seed": "Random seed: same seed, same run.",
+    "device": "'auto' picks CUDA, then MPS, then CPU.",
+    "eval_every_steps": "Evaluate on the test split every this many steps.",
+    "snapshot_every_s": "Seconds between latent snapshots for the live map.",
+    "snapshot_size": "Test images in each latent snapshot.",
+}
+
+
+def _reference() -> TrainConfig:
+    # The published phykn/clip-vae settings, defects included (DESIGN.md section 1).
+    return TrainConfig(
+        arch="mlp", z_dim=16, width=64, depth=6, shared_blocks=True, noise="uniform",
+        clip_mode="batch", rec_reduction="mean", kld_reduction="mean",
+        lr=1e-3, weight_decay=1e-2, batch_size=64, epochs=50, lr_schedule="constant",
+    )
+
+
+def _studio() -> TrainConfig:
+    return TrainConfig(
+        arch="mlp", z_dim=16, width=256, depth=2, shared_blocks=False, noise="gaussian",
+        clip_mode="prototype", rec_reduction="sum", kld_reduction="sum",
+        lr=2e-3, batch_size=256, epochs=50, lr_schedule="constant",
+    )
+
+
+PRESETS = {"studio": _studio, "reference": _reference}
+
+
+def preset(name: str) -> TrainConfig:
+    """A fresh copy of the named preset."""
+    try:
+        return PRESETS[name]()
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}") from None
+
+
+def parse_value(config: TrainConfig, key: str, text: str) -> Any:
+    """Convert `text` to the type of field `key` (used by `--set key=value`)."""
+    types = {f.name: f.type for f in fields(config)}
+    if key not in types:
+        raise ValueError(f"unknown setting {key!r}; known: {', '.join(types)}")
+    current = getattr(config, key)
+    try:
+        if isinstance(current, bool):
+            low = text.strip().lower()
+            if low not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError
+            return low in ("1", "true", "yes", "on")
+        if isinstance(current, int):
+            return int(float(text)) if "e" in text.lower() else int(text)
+        if isinstance(current, float):
+            return float(text)
+    except ValueError:
+        raise ValueError(f"{key} expects a {type(current).__name__}, not {text!r}") from None
+    return text
+
+
+def apply_overrides(config: TrainConfig, pairs: list[str]) -> TrainConfig:
+    changes = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"--set expects key=value, not {pair!r}")
+        key, text = pair.split("=", 1)
+        changes[key.strip()] = parse_value(config, key.strip(), text.strip())
+    return config.with_values(**changes)

@@ -1,0 +1,43 @@
+"""Generating images: from noise, from a label's posterior, from blends of label latents."""
+from __future__ import annotations
+
+import torch
+
+from .model import CLIPVAE
+
+
+def _generator_device_noise(shape, generator, device):
+    return torch.randn(shape, generator=generator).to(device)
+
+
+@torch.no_grad()
+def sample_noise(model: CLIPVAE, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Decode z ~ N(0, I): n x C x H x W in [0, 1]."""
+    return model.decode_image(_generator_device_noise((n, model.z_dim), generator, model.device)).cpu()
+
+
+@torch.no_grad()
+def sample_label(model: CLIPVAE, label: int, n: int, generator: torch.Generator | None = None,
+                 temperature: float = 1.0) -> torch.Tensor:
+    """Decode samples of the label encoder's posterior q(z | label) (a conditional VAE)."""
+    mu, logvar = model.encode_label(torch.full((n,), int(label), dtype=torch.long, device=model.device))
+    eps = _generator_device_noise(mu.shape, generator, model.device)
+    return model.decode_image(mu + temperature * eps * torch.exp(0.5 * logvar)).cpu()
+
+
+@torch.no_grad()
+def label_blend(model: CLIPVAE, weights: torch.Tensor) -> torch.Tensor:
+    """Decode weighted mixtures of label latents; weights: n x num_labels (rows need not sum to 1)."""
+    latents = weights.to(model.device).float() @ model.label_latents()
+    return model.decode_image(latents).cpu()
+
+
+def corner_weights(labels: tuple[int, int, int, int], num_labels: int, steps: int = 10) -> torch.Tensor:
+    """Bilinear weights for the reference's grid blending four labels from the four corners
+    (top-left, top-right, bottom-left, bottom-right): steps*steps x num_labels, row-major."""
+    t = torch.linspace(0, 1, steps)
+    v, u = torch.meshgrid(t, t, indexing="ij")  # v down the rows, u across the columns
+    w = torch.zeros(steps, steps, num_labels)
+    for corner, share in zip(labels, ((1 - u) * (1 - v), u * (1 - v), (1 - u) * v, u * v)):
+        w[..., corner] += share
+    return w.view(-1, num_labels)

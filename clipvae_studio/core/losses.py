@@ -1,0 +1,54 @@
+"""The five loss terms of the CLIP-VAE, each a scalar tensor."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+LOSS_TERMS = ("clip", "kld_image", "kld_label", "rec_image", "ce_label")
+
+
+def reconstruction(logits: torch.Tensor, x: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Bernoulli negative log-likelihood of x under sigmoid(logits).
+
+    "sum": nats per image (the ELBO term); "mean": per pixel (the reference).
+    """
+    bce = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1)
+    return bce.sum(1).mean() if reduction == "sum" else bce.mean()
+
+
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor, reduction: str, free_bits: float = 0.0) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)).
+
+    "sum": nats per sample (free bits applied per dimension, averaged over the batch);
+    "mean": element mean (the reference).
+    """
+    kld = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
+    if reduction == "mean":
+        return kld.mean()
+    per_dim = kld.mean(0)
+    if free_bits > 0:
+        per_dim = per_dim.clamp(min=free_bits)
+    return per_dim.sum()
+
+
+def clip_batch(z_image: torch.Tensor, z_label: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE with arange targets (the reference): row i matches row i only."""
+    logits = logit_scale.exp() * F.normalize(z_image, dim=1) @ F.normalize(z_label, dim=1).t()
+    target = torch.arange(len(logits), device=logits.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+
+
+def clip_prototype(z_image: torch.Tensor, y: torch.Tensor, label_latents: torch.Tensor,
+                   logit_scale: torch.Tensor) -> torch.Tensor:
+    """Each image against every class latent, plus each present class against the batch's
+    images with all same-class images as positives (multi-positive InfoNCE)."""
+    logits = logit_scale.exp() * F.normalize(z_image, dim=1) @ F.normalize(label_latents, dim=1).t()
+    image_to_label = F.cross_entropy(logits, y)
+    # label -> image: log of the softmax mass that falls on the class's own images
+    per_label = logits.t()  # K x B
+    positive = F.one_hot(y, num_classes=len(label_latents)).t().bool()  # K x B
+    present = positive.any(1)
+    log_all = torch.logsumexp(per_label, dim=1)
+    log_pos = torch.logsumexp(per_label.masked_fill(~positive, float("-inf")), dim=1)
+    label_to_image = (log_all - log_pos)[present].mean()
+    return 0.5 * (image_to_label + label_to_image)

@@ -1,0 +1,115 @@
+"""CLIPVAE: an image VAE and a label VAE sharing one latent space, tied by CLIP."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import losses
+from .config import TrainConfig
+from .networks import IMAGE_NETWORKS, LabelDecoder, LabelEncoder
+
+MAX_LOGIT_SCALE = math.log(100.0)  # CLIP clamps the temperature at 100
+
+
+class CLIPVAE(nn.Module):
+    def __init__(self, image_shape, num_labels: int, *, arch: str = "mlp", z_dim: int = 16, width: int = 64,
+                 depth: int = 6, shared_blocks: bool = False, noise: str = "gaussian", label_names=None):
+        super().__init__()
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.num_labels = int(num_labels)
+        self.arch, self.z_dim, self.width, self.depth = arch, z_dim, width, depth
+        self.shared_blocks, self.noise = shared_blocks, noise
+        self.label_names = list(label_names) if label_names else [str(i) for i in range(num_labels)]
+        encoder_cls, decoder_cls = IMAGE_NETWORKS[arch]
+        self.image_encoder = encoder_cls(self.image_shape, z_dim, width, depth, shared_blocks)
+        self.label_encoder = LabelEncoder(num_labels, z_dim, width)
+        self.image_decoder = decoder_cls(self.image_shape, z_dim, width, depth, shared_blocks)
+        self.label_decoder = LabelDecoder(num_labels, z_dim, width)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+
+    @classmethod
+    def from_config(cls, config: TrainConfig, image_shape, num_labels: int, label_names=None) -> "CLIPVAE":
+        return cls(image_shape, num_labels, arch=config.arch, z_dim=config.z_dim, width=config.width,
+                   depth=config.depth, shared_blocks=config.shared_blocks, noise=config.noise,
+                   label_names=label_names)
+
+    def architecture(self) -> dict:
+        """Everything needed to rebuild this module before loading its state_dict."""
+        return dict(image_shape=list(self.image_shape), num_labels=self.num_labels, arch=self.arch,
+                    z_dim=self.z_dim, width=self.width, depth=self.depth, shared_blocks=self.shared_blocks,
+                    noise=self.noise, label_names=self.label_names)
+
+    @property
+    def device(self) -> torch.device:
+        return self.logit_scale.device
+
+    # --- the public API ---------------------------------------------------
+    def encode_image(self, x: torch.Tensor):
+        """x: float in [0, 1], N x C x H x W -> (mu, logvar)."""
+        return self.image_encoder(x)
+
+    def encode_label(self, y: torch.Tensor):
+        return self.label_encoder(y)
+
+    def decode_image_logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.image_decoder(z)
+
+    def decode_image(self, z: torch.Tensor) -> torch.Tensor:
+        """N x C x H x W pixel means in [0, 1]."""
+        return torch.sigmoid(self.image_decoder(z))
+
+    def decode_label(self, z: torch.Tensor) -> torch.Tensor:
+        """Label logits, N x num_labels."""
+        return self.label_decoder(z)
+
+    def label_latents(self) -> torch.Tensor:
+        """mu of every label, num_labels x z_dim (the CLIP prototypes)."""
+        return self.label_encoder(torch.arange(self.num_labels, device=self.device))[0]
+
+    def scale(self) -> torch.Tensor:
+        return self.logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
+
+    def clip_logits(self, z: torch.Tensor) -> torch.Tensor:
+        protos = F.normalize(self.label_latents(), dim=1)
+        return self.scale() * F.normalize(z, dim=1) @ protos.t()
+
+    def clip_scores(self, z: torch.Tensor) -> torch.Tensor:
+        """p(label | z) = softmax over labels of exp(logit_scale) * cos(z, mu_label)."""
+        return self.clip_logits(z).softmax(dim=1)
+
+    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        std = torch.exp(0.5 * logvar)
+        # The reference draws uniform noise by mistake; kept for its preset only.
+        eps = torch.rand_like(std) if self.noise == "uniform" else torch.randn_like(std)
+        return mu + eps * std
+
+    # --- training ---------------------------------------------------------
+    def loss_terms(self, x: torch.Tensor, y: torch.Tensor, config: TrainConfig) -> dict:
+        """The five loss terms (unweighted) for a batch."""
+        mu_x, logvar_x = self.encode_image(x)
+        z_x = self.reparameterize(mu_x, logvar_x)
+        mu_y, logvar_y = self.encode_label(y)
+        z_y = self.reparameterize(mu_y, logvar_y)
+        logit_scale = self.logit_scale.clamp(max=MAX_LOGIT_SCALE)
+        if config.clip_mode == "batch":
+            clip = losses.clip_batch(z_x, z_y, logit_scale)
+        else:
+            clip = losses.clip_prototype(z_x, y, self.label_latents(), logit_scale)
+        return {
+            "clip": clip,
+            "kld_image": losses.kl_divergence(mu_x, logvar_x, config.kld_reduction, config.free_bits),
+            "kld_label": losses.kl_divergence(mu_y, logvar_y, config.kld_reduction, config.free_bits),
+            "rec_image": losses.reconstruction(self.decode_image_logits(z_x), x, config.rec_reduction),
+            "ce_label": F.cross_entropy(self.decode_label(z_y), y),
+        }
+
+
+def weighted_total(terms: dict, config: TrainConfig, kl_factor: float = 1.0) -> torch.Tensor:
+    return (config.w_clip * terms["clip"]
+            + kl_factor * config.w_kld_image * terms["kld_image"]
+            + kl_factor * config.w_kld_label * terms["kld_label"]
+            + config.w_rec_image * terms["rec_image"]
+            + config.w_ce_label * terms["ce_label"])

@@ -1,0 +1,137 @@
+"""Building blocks of the CLIP-VAE: image and label encoders/decoders.
+
+Module and attribute names follow the published reference (phykn/clip-vae) so that
+its plain state_dict loads onto the `mlp` architecture without renaming.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class ResidualBlock(nn.Sequential):
+    """x + GELU(Linear(LayerNorm(x))); keys .0 (LayerNorm) and .1 (Linear) as in the reference."""
+
+    def __init__(self, width: int):
+        super().__init__(nn.LayerNorm(width), nn.Linear(width, width), nn.GELU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + super().forward(x)
+
+
+def residual_stack(width: int, depth: int, shared: bool) -> nn.ModuleList:
+    if shared:
+        # Reference defect, kept for the reference preset: one module reused depth times.
+        block = ResidualBlock(width)
+        return nn.ModuleList([block] * depth)
+    return nn.ModuleList([ResidualBlock(width) for _ in range(depth)])
+
+
+class MLPImageEncoder(nn.Module):
+    def __init__(self, image_shape, z_dim: int, width: int, depth: int, shared_blocks: bool = False):
+        super().__init__()
+        self.stem = nn.Linear(math.prod(image_shape), width)
+        self.blocks = residual_stack(width, depth, shared_blocks)
+        self.to_mu = nn.Linear(width, z_dim)
+        self.to_log_var = nn.Linear(width, z_dim)
+
+    def forward(self, x: torch.Tensor):
+        h = self.stem(x.flatten(1))
+        for block in self.blocks:
+            h = block(h)
+        return self.to_mu(h), self.to_log_var(h)
+
+
+class MLPImageDecoder(nn.Module):
+    def __init__(self, image_shape, z_dim: int, width: int, depth: int, shared_blocks: bool = False):
+        super().__init__()
+        self.image_shape = tuple(image_shape)
+        self.stem = nn.Linear(z_dim, width)
+        self.blocks = residual_stack(width, depth, shared_blocks)
+        self.out = nn.Linear(width, math.prod(image_shape))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Logits of the pixel Bernoulli means, N x C x H x W."""
+        h = self.stem(z)
+        for block in self.blocks:
+            h = block(h)
+        return self.out(h).view(-1, *self.image_shape)
+
+
+def _conv_grid(size: int) -> int:
+    # Two stride-2 convolutions (kernel 4, padding 1) halve the side twice, rounding up.
+    return math.ceil(math.ceil(size / 2) / 2)
+
+
+class ConvImageEncoder(nn.Module):
+    def __init__(self, image_shape, z_dim: int, width: int, depth: int = 0, shared_blocks: bool = False):
+        super().__init__()
+        c, h, w = image_shape
+        self.features = nn.Sequential(
+            nn.Conv2d(c, width, 4, 2, 1), nn.GELU(),
+            nn.Conv2d(width, 2 * width, 4, 2, 1), nn.GELU(),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            flat = self.features(torch.zeros(1, c, h, w)).shape[1]
+        self.hidden = nn.Sequential(nn.Linear(flat, 4 * width), nn.GELU())
+        self.to_mu = nn.Linear(4 * width, z_dim)
+        self.to_log_var = nn.Linear(4 * width, z_dim)
+
+    def forward(self, x: torch.Tensor):
+        h = self.hidden(self.features(x))
+        return self.to_mu(h), self.to_log_var(h)
+
+
+class ConvImageDecoder(nn.Module):
+    def __init__(self, image_shape, z_dim: int, width: int, depth: int = 0, shared_blocks: bool = False):
+        super().__init__()
+        self.image_shape = tuple(image_shape)
+        c, h, w = image_shape
+        self.grid = (_conv_grid(h), _conv_grid(w))
+        self.width = width
+        self.stem = nn.Sequential(
+            nn.Linear(z_dim, 4 * width), nn.GELU(),
+            nn.Linear(4 * width, 2 * width * self.grid[0] * self.grid[1]), nn.GELU(),
+        )
+        self.up = nn.Sequential(
+            nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.GELU(),
+            nn.ConvTranspose2d(width, c, 4, 2, 1),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.stem(z).view(-1, 2 * self.width, *self.grid)
+        out = self.up(h)
+        _, H, W = self.image_shape
+        return out[:, :, :H, :W]
+
+
+class LabelEncoder(nn.Module):
+    def __init__(self, num_labels: int, z_dim: int, width: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Embedding(num_labels, width), nn.LayerNorm(width), nn.Linear(width, width), nn.GELU())
+        self.to_mu = nn.Linear(width, z_dim)
+        self.to_log_var = nn.Linear(width, z_dim)
+
+    def forward(self, y: torch.Tensor):
+        h = self.net(y)
+        return self.to_mu(h), self.to_log_var(h)
+
+
+class LabelDecoder(nn.Module):
+    def __init__(self, num_labels: int, z_dim: int, width: int):
+        super().__init__()
+        self.stem = nn.Linear(z_dim, width)
+        self.net = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.GELU())
+        self.out = nn.Linear(width, num_labels)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.out(self.net(self.stem(z)))
+
+
+IMAGE_NETWORKS = {
+    "mlp": (MLPImageEncoder, MLPImageDecoder),
+    "conv": (ConvImageEncoder, ConvImageDecoder),
+}

@@ -1,0 +1,298 @@
+"""The training loop: plain Python, no Qt. Other threads steer it through
+pause()/resume()/step()/stop() and hear from it through listener callbacks."""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .config import TrainConfig
+from .data import ImageDataset
+from .device import resolve_device
+from .events import ErrorEvent, EvalEvent, LatentSnapshot, StateEvent, StepEvent, WeightsEvent
+from .losses import LOSS_TERMS
+from .metrics import evaluate, to_float
+from .model import CLIPVAE, weighted_total
+
+HISTORY_KEYS = ("step", "epoch", "total") + LOSS_TERMS
+GOOD_WEIGHTS_EVERY = 20  # steps between copies of known-finite weights for roll-back
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, dataset: ImageDataset, model: CLIPVAE | None = None,
+                 listener: Callable | None = None, device: str | torch.device | None = None,
+                 eval_size: int | None = 2000, publish_weights: bool = False):
+        self.config = config.validate()
+        self.dataset = dataset
+        self.device = torch.device(device) if isinstance(device, torch.device) else resolve_device(device or config.device)
+        if model is None:
+            torch.manual_seed(config.seed)
+            model = CLIPVAE.from_config(config, dataset.image_shape, dataset.num_labels, dataset.label_names)
+        elif tuple(model.image_shape) != tuple(dataset.image_shape):
+            raise ValueError(f"the model expects images of shape {model.image_shape} but the dataset "
+                             f"{dataset.name} has {dataset.image_shape}")
+        elif model.num_labels != dataset.num_labels:
+            raise ValueError(f"the model knows {model.num_labels} labels but the dataset has {dataset.num_labels}")
+        self.model = model.to(self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.listeners: list[Callable] = [listener] if listener else []
+        self.publish_weights = publish_weights
+        # Data lives on the device as uint8; batches are sliced, not collated.
+        self.train_images = dataset.train_images.to(self.device)
+        self.train_labels = dataset.train_labels.to(self.device)
+        self.test_images = dataset.test_images.to(self.device)
+        self.test_labels = dataset.test_labels.to(self.device)
+        rng = np.random.default_rng(config.seed)
+        n_test = len(dataset.test_images)
+        self.eval_indices = np.sort(rng.permutation(n_test)[:eval_size]) if eval_size else np.arange(n_test)
+        self.snapshot_indices = np.sort(rng.permutation(n_test)[:config.snapshot_size])
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.steps_per_epoch = max(1, len(dataset.train_images) // config.batch_size)
+        self.step_count = 0
+        self.history: dict[str, list] = {k: [] for k in HISTORY_KEYS}
+        self.eval_history: list[dict] = []
+        self.train_seconds = 0.0
+        self.state = "idle"
+        self.last_metrics: dict = {}
+        self.lock = threading.RLock()  # held during an optimiser step; take it to read consistent weights
+        self._cv = threading.Condition()
+        self._stop = False
+        self._paused = False
+        self._pending_steps = 0
+        self._perm: torch.Tensor | None = None
+        self._good = None
+        self._remember_good_weights()
+
+    # --- control from any thread ------------------------------------------
+    def pause(self) -> None:
+        with self._cv:
+            self._paused = True
+            self._cv.notify_all()
+
+    def resume(self) -> None:
+        with self._cv:
+            self._paused = False
+            self._cv.notify_all()
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
+
+    def step(self) -> dict | None:
+        """One optimiser step: done here if no loop runs, else queued for the paused loop."""
+        if self.state in ("running", "paused"):
+            with self._cv:
+                self._pending_steps += 1
+                self._cv.notify_all()
+            return None
+        return self._train_step()
+
+    @property
+    def epoch(self) -> float:
+        return self.step_count / self.steps_per_epoch
+
+    @property
+    def total_steps(self) -> int:
+        return self.config.epochs * self.steps_per_epoch
+
+    # --- events --------------------------------------------------------------
+    def add_listener(self, listener: Callable) -> None:
+        self.listeners.append(listener)
+
+    def _emit(self, event) -> None:
+        for listener in list(self.listeners):
+            listener(event)
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self._emit(StateEvent(state))
+
+    # --- the loop ----------------------------------------------------------------
+    def run(self, max_steps: int | None = None, time_budget: float | None = None) -> dict:
+        """Train until the planned epochs, max_steps, time_budget seconds of training, stop() or an error."""
+        with self._cv:
+            self._stop = False
+        self._set_state("paused" if self._paused else "running")
+        torch.manual_seed(self.config.seed + self.step_count)
+        start_steps, start_seconds = self.step_count, self.train_seconds
+        next_snapshot = 0.0
+        finished = False
+        while True:
+            with self._cv:
+                while self._paused and not self._stop and self._pending_steps == 0:
+                    self._set_state("paused")
+                    self._cv.wait(0.05)
+                if self._stop:
+                    break
+                one_step = self._paused and self._pending_steps > 0
+                if one_step:
+                    self._pending_steps -= 1
+            if self.step_count >= self.total_steps or (max_steps is not None and self.step_count - start_steps >= max_steps) \
+                    or (time_budget is not None and self.train_seconds - start_seconds >= time_budget):
+                finished = True
+                break
+            if not one_step:
+                self._set_state("running")
+            result = self._train_step()
+            if result is None:  # non-finite loss: rolled back, error reported
+                self._set_state("error")
+                return self.summary(start_steps, start_seconds)
+            if self.step_count % self.config.eval_every_steps == 0:
+                self.run_evaluation()
+            now = time.perf_counter()
+            if now >= next_snapshot or one_step:
+                self.emit_snapshot()
+                next_snapshot = now + self.config.snapshot_every_s
+        if self.step_count > start_steps and (not self.eval_history or self.eval_history[-1]["step"] != self.step_count):
+            self.run_evaluation()
+        self.emit_snapshot()
+        self._set_state("finished" if finished else "stopped")
+        return self.summary(start_steps, start_seconds)
+
+    def summary(self, start_steps: int = 0, start_seconds: float = 0.0) -> dict:
+        steps = self.step_count - start_steps
+        seconds = self.train_seconds - start_seconds
+        samples = steps * self.config.batch_size
+        return {"steps": steps, "samples": samples, "seconds": round(seconds, 3),
+                "samples_per_second": round(samples / seconds, 1) if seconds > 0 else 0.0,
+                "total_steps": self.step_count, "epoch": round(self.epoch, 3), "state": self.state,
+                "device": str(self.device), "metrics": dict(self.last_metrics)}
+
+    def _next_batch(self):
+        position = self.step_count % self.steps_per_epoch
+        if position == 0 or self._perm is None:
+            self._perm = torch.randperm(len(self.train_images), generator=self.generator).to(self.device)
+        idx = self._perm[position * self.config.batch_size:(position + 1) * self.config.batch_size]
+        return to_float(self.train_images[idx]), self.train_labels[idx]
+
+    def _lr_at(self, step: int) -> float:
+        if self.config.lr_schedule == "cosine":
+            return self.config.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, step / self.total_steps)))
+        return self.config.lr
+
+    def _kl_factor(self, step: int) -> float:
+        warm = self.config.kl_warmup_steps
+        return 1.0 if warm <= 0 else min(1.0, (step + 1) / warm)
+
+    def _train_step(self) -> dict | None:
+        """One optimiser step. Returns the loss terms, or None after a non-finite loss."""
+        t0 = time.perf_counter()
+        x, y = self._next_batch()
+        with self.lock:
+            lr = self._lr_at(self.step_count)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            self.model.train()
+            terms = self.model.loss_terms(x, y, self.config)
+            total = weighted_total(terms, self.config, self._kl_factor(self.step_count))
+            values = torch.stack([total.detach()] + [terms[k].detach() for k in LOSS_TERMS]).tolist()
+            if not all(math.isfinite(v) for v in values):
+                return self._diverged(values)
+            self.optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            self.optimizer.step()
+            self.step_count += 1
+            if self.step_count % GOOD_WEIGHTS_EVERY == 0:
+                self._remember_good_weights()
+        elapsed = time.perf_counter() - t0
+        self.train_seconds += elapsed
+        losses = dict(zip(("total",) + LOSS_TERMS, values))
+        for key in HISTORY_KEYS:
+            self.history[key].append(self.step_count if key == "step" else self.epoch if key == "epoch" else losses[key])
+        self._emit(StepEvent(self.step_count, self.epoch, losses, len(x) / max(elapsed, 1e-9), lr))
+        return losses
+
+    # --- divergence ------------------------------------------------------------
+    def _weights_finite(self) -> bool:
+        return all(torch.isfinite(p).all() for p in self.model.parameters())
+
+    def _remember_good_weights(self) -> None:
+        if not self._weights_finite():
+            return
+        self._good = (self.step_count,
+                      {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+                      _clone_state(self.optimizer.state_dict()))
+
+    def _diverged(self, values) -> None:
+        step, model_state, optim_state = self._good
+        self.model.load_state_dict(model_state)
+        self.optimizer.load_state_dict(_clone_state(optim_state))
+        failed_at = self.step_count
+        self.step_count = step
+        for key in HISTORY_KEYS:
+            del self.history[key][self._history_length_at(step):]
+        self._emit(ErrorEvent(failed_at, f"the loss became non-finite at step {failed_at} "
+                              f"(total={values[0]}); training stopped and the weights were rolled back "
+                              f"to step {step}. Lower the learning rate and start again.",
+                              restored_step=step, details=dict(zip(("total",) + LOSS_TERMS, values))))
+        self.emit_weights()
+        return None
+
+    def _history_length_at(self, step: int) -> int:
+        steps = self.history["step"]
+        return int(np.searchsorted(np.asarray(steps), step, side="right")) if steps else 0
+
+    # --- evaluation and snapshots --------------------------------------------------
+    def run_evaluation(self) -> dict:
+        idx = torch.as_tensor(self.eval_indices, device=self.device)
+        with self.lock:
+            metrics = evaluate(self.model, self.test_images[idx], self.test_labels[idx])
+        metrics = {"step": self.step_count, "epoch": self.epoch, **metrics}
+        self.last_metrics = metrics
+        self.eval_history.append(metrics)
+        self._emit(EvalEvent(self.step_count, self.epoch, metrics))
+        return metrics
+
+    @torch.no_grad()
+    def latent_snapshot(self) -> LatentSnapshot:
+        idx = torch.as_tensor(self.snapshot_indices, device=self.device)
+        with self.lock:
+            was = self.model.training
+            self.model.eval()
+            mu = self.model.encode_image(to_float(self.test_images[idx]))[0]
+            label_mu = self.model.label_latents()
+            self.model.train(was)
+        return LatentSnapshot(self.step_count, mu.cpu().numpy(), self.test_labels[idx].cpu().numpy(),
+                              self.snapshot_indices.copy(), label_mu.cpu().numpy())
+
+    def emit_snapshot(self) -> None:
+        self._emit(self.latent_snapshot())
+        if self.publish_weights:
+            self.emit_weights()
+
+    def emit_weights(self) -> None:
+        self._emit(WeightsEvent(self.step_count, self.weights_copy()))
+
+    def weights_copy(self) -> dict:
+        with self.lock:
+            return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+
+    # --- checkpoints ---------------------------------------------------------------
+    def restore(self, payload: dict) -> None:
+        """Take optimiser state, step counter and history from a loaded checkpoint payload."""
+        with self.lock:
+            if payload.get("optimizer"):
+                self.optimizer.load_state_dict(payload["optimizer"])
+            self.step_count = int(payload.get("step", 0))
+            history = payload.get("history") or {}
+            for key in HISTORY_KEYS:
+                self.history[key] = list(history.get(key, []))
+            self.eval_history = list(payload.get("eval_history") or [])
+            self.train_seconds = float(payload.get("train_seconds", 0.0))
+            self._remember_good_weights()
+
+
+def _clone_state(state):
+    if isinstance(state, torch.Tensor):
+        return state.detach().clone()
+    if isinstance(state, dict):
+        return {k: _clone_state(v) for k, v in state.items()}
+    if isinstance(state, list):
+        return [_clone_state(v) for v in state]
+    return state

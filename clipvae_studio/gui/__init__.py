@@ -1,0 +1,10 @@
+"""PySide6 views over the Qt-free core."""
+
+
+def __getattr__(name):
+    # Lazy so `import clipvae_studio.gui` stays cheap until the window is needed.
+    if name == "MainWindow":
+        from .main_window import MainWindow
+
+        return MainWindow
+    raise AttributeError(name)
