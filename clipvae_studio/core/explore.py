@@ -1,0 +1,48 @@
+"""What the latent explorer shows for one latent point: the decoded image and CLIP's scores."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .model import CLIPVAE
+
+
+@dataclass
+class Decoded:
+    image: np.ndarray  # float in [0, 1], H x W (grey) or H x W x C
+    scores: np.ndarray  # CLIP p(label | decoded image re-encoded), sums to 1
+    direct_scores: np.ndarray  # CLIP p(label | the latent point itself)
+
+
+def image_to_numpy(images: torch.Tensor) -> np.ndarray:
+    """N x C x H x W tensor -> N x H x W (C == 1) or N x H x W x C float numpy."""
+    arr = images.detach().cpu().float().numpy()
+    return arr[:, 0] if arr.shape[1] == 1 else arr.transpose(0, 2, 3, 1)
+
+
+@torch.no_grad()
+def decode_points(model: CLIPVAE, z: np.ndarray) -> list[Decoded]:
+    """Decode N latent points; score each decoded image by encoding it again (what a user
+    means by "what does CLIP think this image is") and score the point directly too."""
+    zt = torch.as_tensor(np.atleast_2d(z), dtype=torch.float32, device=model.device)
+    images = model.decode_image(zt)
+    mu, _ = model.encode_image(images)
+    scores = model.clip_scores(mu).cpu().numpy()
+    direct = model.clip_scores(zt).cpu().numpy()
+    arrays = image_to_numpy(images)
+    return [Decoded(arrays[i], scores[i], direct[i]) for i in range(len(arrays))]
+
+
+def decode_point(model: CLIPVAE, z: np.ndarray) -> Decoded:
+    return decode_points(model, z)[0]
+
+
+def inference_copy(model: CLIPVAE, state_dict: dict | None = None) -> CLIPVAE:
+    """A fresh CPU model in eval mode, optionally loaded with a weight snapshot: the GUI
+    decodes with such copies so it never reads weights in the middle of an optimiser step."""
+    copy = CLIPVAE(**{**model.architecture(), "image_shape": model.image_shape,
+                      "num_labels": model.num_labels})
+    copy.load_state_dict(state_dict if state_dict is not None else model.state_dict())
+    return copy.eval().requires_grad_(False)
