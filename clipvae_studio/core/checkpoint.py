@@ -10,7 +10,9 @@ import io
 import math
 import os
 import pickle
+import re
 import tempfile
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,12 +109,21 @@ def load_checkpoint(path, image_shape=None, num_labels: int | None = None) -> Ch
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise CheckpointError(f"{path.name}: cannot read ({exc.strerror or exc})") from None
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # neither torch's zip format nor a pickle
+        raise CheckpointError(f"{path.name}: not a readable checkpoint; the file is truncated or corrupt, or not a "
+                              f"PyTorch file at all ({_describe_head(head)})")
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses anyway
+            warnings.simplefilter("ignore", UserWarning)
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(f"{path.name}: refused, the file holds objects other than tensors and plain data "
-                              f"(it could run code when opened), so it was not loaded ({_first_line(exc)})") from None
+        raise CheckpointError(_unpickling_message(path, exc)) from None
     except (zipfile.BadZipFile, EOFError, RuntimeError, OSError, ValueError, TypeError, AttributeError,
-            IndexError, KeyError, UnicodeDecodeError) as exc:
+            IndexError, KeyError, UnicodeDecodeError, MemoryError, OverflowError) as exc:
         size = path.stat().st_size
         raise CheckpointError(f"{path.name}: not a readable checkpoint; the file is truncated or corrupt "
                               f"({size} bytes; {_first_line(exc)})") from None
@@ -136,6 +147,26 @@ def load_checkpoint(path, image_shape=None, num_labels: int | None = None) -> Ch
     return ckpt
 
 
+def _describe_head(head: bytes) -> str:
+    if not head:
+        return "it is empty"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"it starts with bytes {head[:4].hex()}"
+    return f"it starts with the text {text[:8]!r}" if text.isprintable() or "\n" in text else f"it starts with bytes {head[:4].hex()}"
+
+
+def _unpickling_message(path: Path, exc: BaseException) -> str:
+    """Tell a file that would run code (refused) from one that is merely damaged."""
+    wanted = re.search(r"GLOBAL ([\w.]+)", str(exc))  # torch names the import it blocked
+    if wanted:
+        return (f"{path.name}: refused, the file holds objects other than tensors and plain data (it asks for "
+                f"{wanted.group(1)}, which could run code when opened), so it was not loaded")
+    return (f"{path.name}: not a readable checkpoint; the file is truncated or corrupt, or holds data of an "
+            f"unknown kind (refused without running it)")
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
@@ -145,16 +176,69 @@ def _from_studio(data: dict, path: Path) -> Checkpoint:
     try:
         arch = dict(data["architecture"])
         config = TrainConfig.from_dict(data.get("config") or {})
-        model = CLIPVAE(arch.pop("image_shape"), arch.pop("num_labels"), **arch)
-        _load_weights(model, data["model"], path)
+        image_shape, num_labels = arch.pop("image_shape"), arch.pop("num_labels")
+        state = data["model"]
+        if not isinstance(state, dict):
+            raise TypeError(f"weights stored as {type(state).__name__}, not a state_dict")
+        # Build on the meta device first: a damaged or hostile header (width=10**9) costs nothing
+        # there, and the real module is only allocated once every shape matches the file.
+        with torch.device("meta"):
+            skeleton = CLIPVAE(image_shape, num_labels, **arch)
+        _check_shapes(skeleton, state, path)
+        model = CLIPVAE(image_shape, num_labels, **arch)
+        _load_weights(model, state, path)
+        optimizer = data.get("optimizer")
+        _check_optimizer(model, optimizer, path)
+        history = data.get("history") or {}
+        if not isinstance(history, dict) or not all(isinstance(v, list) for v in history.values()):
+            raise TypeError("the loss history is not a table of lists")
+        step, epoch = int(data.get("step", 0)), float(data.get("epoch", 0.0))
+        train_seconds = float(data.get("train_seconds", 0.0))
+        eval_history = data.get("eval_history") or []
+        if not isinstance(eval_history, list):
+            raise TypeError("the evaluation history is not a list")
     except CheckpointError:
         raise
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError, OverflowError, MemoryError, AttributeError) as exc:
         raise CheckpointError(f"{path.name}: damaged studio checkpoint ({_first_line(exc)})") from None
-    return Checkpoint(model=model, config=config, step=int(data.get("step", 0)), epoch=float(data.get("epoch", 0.0)),
-                      optimizer=data.get("optimizer"), history=data.get("history") or {},
-                      eval_history=data.get("eval_history") or [], train_seconds=float(data.get("train_seconds", 0.0)),
-                      dataset=data.get("dataset"))
+    return Checkpoint(model=model, config=config, step=step, epoch=epoch, optimizer=optimizer, history=history,
+                      eval_history=eval_history, train_seconds=train_seconds, dataset=data.get("dataset"))
+
+
+def _check_shapes(skeleton: CLIPVAE, state: dict, path: Path) -> None:
+    expected = skeleton.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(f"{path.name}: weights do not fit the architecture ("
+                              + "; ".join(filter(None, [f"missing {', '.join(missing[:3])}" if missing else "",
+                                                        f"unexpected {', '.join(unexpected[:3])}" if unexpected else ""]))
+                              + ")")
+    for key, tensor in expected.items():
+        value = state[key]
+        if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(tensor.shape):
+            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise CheckpointError(f"{path.name}: weights do not fit the architecture ({key} is {got}, "
+                                  f"expected {tuple(tensor.shape)})")
+
+
+def _check_optimizer(model: CLIPVAE, state, path: Path) -> None:
+    """Refuse optimiser state that would only fail later, at the first step of resumed training."""
+    if state is None:
+        return
+    try:
+        params = list(model.parameters())
+        groups, per_param = state["param_groups"], state["state"]
+        ids = [i for g in groups for i in g["params"]]
+        if sorted(ids) != list(range(len(params))):
+            raise ValueError(f"it covers {len(ids)} tensors, the model has {len(params)}")
+        for index, slots in per_param.items():
+            for name, value in slots.items():
+                if name != "step" and isinstance(value, torch.Tensor) and value.shape != params[index].shape:
+                    raise ValueError(f"{name} of tensor {index} has shape {tuple(value.shape)}, "
+                                     f"expected {tuple(params[index].shape)}")
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise CheckpointError(f"{path.name}: the optimiser state does not fit the model ({_first_line(exc)})") from None
 
 
 def _guess_image_shape(features: int):
@@ -175,7 +259,7 @@ def _from_reference(state: dict, path: Path) -> Checkpoint:
         num_labels = state["label_encoder.net.0.weight"].shape[0]
         depth = len({k.split(".")[2] for k in state if k.startswith("image_encoder.blocks.")})
     except (KeyError, AttributeError, ValueError, IndexError) as exc:
-        raise CheckpointError(f"{path.name}: looks like a reference state_dict but lacks {exc}") from None
+        raise CheckpointError(f"{path.name}: looks like a reference state_dict but is damaged ({_first_line(exc)})") from None
     shared = depth > 1 and all(
         torch.equal(state[f"image_encoder.blocks.0.{p}"], state[f"image_encoder.blocks.{i}.{p}"])
         for i in range(1, depth) for p in ("0.weight", "0.bias", "1.weight", "1.bias")

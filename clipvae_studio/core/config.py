@@ -37,6 +37,9 @@ class TrainConfig:
     w_ce_label: float = 1.0
     kl_warmup_steps: int = 0  # KL weights ramp linearly from 0 over these steps
     free_bits: float = 0.0  # nats per latent dimension not penalised (batch mean)
+    # KL(q(z|x) || q(z|label)) with the image side held fixed: fits each label's posterior to its
+    # class's image latents, so samples of q(z|label) decode to that label (0 = off, the reference)
+    w_label_match: float = 0.0
     # --- optimisation ----------------------------------------------------
     lr: float = 1e-3
     weight_decay: float = 1e-2  # AdamW default
@@ -107,6 +110,8 @@ FIELD_HELP = {
     "w_ce_label": "Weight of the label reconstruction (cross-entropy) loss.",
     "kl_warmup_steps": "KL weights ramp up from 0 over this many steps.",
     "free_bits": "Nats per latent dimension that the KL term does not penalise.",
+    "w_label_match": "Weight of KL(image posterior || label posterior): fits each label's posterior to its "
+                     "class's image latents (conditional generation); 0 = off.",
     "lr": "AdamW learning rate.",
     "weight_decay": "AdamW weight decay.",
     "batch_size": "Images per optimiser step.",

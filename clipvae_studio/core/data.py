@@ -53,7 +53,8 @@ class ImageDataset:
 
 def _as_dataset(name, train_x, train_y, test_x, test_y, label_names, warnings=()) -> ImageDataset:
     def images(a):
-        t = torch.as_tensor(np.ascontiguousarray(a), dtype=torch.uint8)
+        a = np.ascontiguousarray(a)
+        t = torch.from_numpy(a if a.flags.writeable else a.copy()).to(torch.uint8)
         return t.unsqueeze(1) if t.dim() == 3 else t
 
     def labels(a):
@@ -160,10 +161,12 @@ def load_idx_folder(folder) -> ImageDataset:
             raise DatasetError(f"{path.name}: expected uint8 images of shape N x H x W (or N x H x W x C), "
                                f"got {arr.dtype} {arr.shape}")
     for arr, path in ((ys, train_y), (tys, test_y)):
-        if arr is not None and arr.ndim != 1:
-            raise DatasetError(f"{path.name}: expected a 1-D label file, got shape {arr.shape}")
+        if arr is not None and (arr.ndim != 1 or arr.dtype.kind not in "iu"):
+            raise DatasetError(f"{path.name}: expected a 1-D file of integer labels, got {arr.dtype} {arr.shape}")
     if len(xs) != len(ys):
         raise DatasetError(f"{train_x.name} has {len(xs)} images but {train_y.name} has {len(ys)} labels")
+    if len(xs) == 0:
+        raise DatasetError(f"{train_x.name}: holds no images")
     if has_test and len(txs) != len(tys):
         raise DatasetError(f"{test_x.name} has {len(txs)} images but {test_y.name} has {len(tys)} labels")
     if xs.ndim == 4:  # N x H x W x C -> N x C x H x W
@@ -172,8 +175,10 @@ def load_idx_folder(folder) -> ImageDataset:
     if has_test and txs.shape[1:] != xs.shape[1:]:
         raise DatasetError(f"train images are {xs.shape[1:]} but test images are {txs.shape[1:]}")
     if not has_test:
+        if len(xs) < 2:
+            raise DatasetError(f"{train_x.name}: one image is too few to split into training and test images")
         xs, ys, txs, tys = _split_last(xs, ys)
-    top = int(max(ys.max(), tys.max())) + 1
+    top = int(max(ys.max(), tys.max() if len(tys) else 0)) + 1
     return _as_dataset(folder.name, xs, ys.astype(np.int64), txs, tys.astype(np.int64),
                        _read_label_names(folder, top))
 
@@ -205,7 +210,8 @@ def load_image_folder(folder, image_size: int = 28, color: str = "auto", test_fr
                 im = im.convert("RGB").resize((image_size, image_size), Image.BILINEAR)
                 images.append(np.asarray(im, dtype=np.uint8))
                 labels.append(ci)
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
+                MemoryError):
             skipped.append(path.name)
         if progress is not None and i % 64 == 0:
             progress(i + 1, len(entries))

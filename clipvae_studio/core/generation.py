@@ -26,10 +26,15 @@ def sample_label(model: CLIPVAE, label: int, n: int, generator: torch.Generator 
 
 
 @torch.no_grad()
+def blend_latents(model: CLIPVAE, weights: torch.Tensor) -> torch.Tensor:
+    """Weighted mixtures of label latents: n x num_labels weights -> n x z_dim latents."""
+    return torch.as_tensor(weights, dtype=torch.float32).to(model.device) @ model.label_latents()
+
+
+@torch.no_grad()
 def label_blend(model: CLIPVAE, weights: torch.Tensor) -> torch.Tensor:
     """Decode weighted mixtures of label latents; weights: n x num_labels (rows need not sum to 1)."""
-    latents = weights.to(model.device).float() @ model.label_latents()
-    return model.decode_image(latents).cpu()
+    return model.decode_image(blend_latents(model, weights)).cpu()
 
 
 def corner_weights(labels: tuple[int, int, int, int], num_labels: int, steps: int = 10) -> torch.Tensor:
@@ -41,3 +46,27 @@ def corner_weights(labels: tuple[int, int, int, int], num_labels: int, steps: in
     for corner, share in zip(labels, ((1 - u) * (1 - v), u * (1 - v), (1 - u) * v, u * v)):
         w[..., corner] += share
     return w.view(-1, num_labels)
+
+
+@torch.no_grad()
+def interpolate(model: CLIPVAE, z_start, z_end, steps: int = 10) -> torch.Tensor:
+    """Decode `steps` points on the straight line from z_start to z_end (both ends included)."""
+    a = torch.as_tensor(z_start, dtype=torch.float32).reshape(1, -1)
+    b = torch.as_tensor(z_end, dtype=torch.float32).reshape(1, -1)
+    t = torch.linspace(0, 1, steps).unsqueeze(1)
+    return model.decode_image(((1 - t) * a + t * b).to(model.device)).cpu()
+
+
+def image_grid(images: torch.Tensor, nrow: int, padding: int = 2) -> torch.Tensor:
+    """N x C x H x W in [0, 1] -> one C x H' x W' picture (torchvision's make_grid, white gaps
+    so the tiles of a dark dataset stay apart)."""
+    from torchvision.utils import make_grid
+
+    return make_grid(images, nrow=nrow, padding=padding, pad_value=1.0)
+
+
+def save_grid(picture: torch.Tensor, path) -> None:
+    """Write a make_grid picture as PNG (torchvision's save_image)."""
+    from torchvision.utils import save_image
+
+    save_image(picture, str(path))

@@ -88,7 +88,7 @@ class CLIPVAE(nn.Module):
 
     # --- training ---------------------------------------------------------
     def loss_terms(self, x: torch.Tensor, y: torch.Tensor, config: TrainConfig) -> dict:
-        """The five loss terms (unweighted) for a batch."""
+        """The five loss terms (unweighted) for a batch, plus label_match when its weight is set."""
         mu_x, logvar_x = self.encode_image(x)
         z_x = self.reparameterize(mu_x, logvar_x)
         mu_y, logvar_y = self.encode_label(y)
@@ -98,18 +98,24 @@ class CLIPVAE(nn.Module):
             clip = losses.clip_batch(z_x, z_y, logit_scale)
         else:
             clip = losses.clip_prototype(z_x, y, self.label_latents(), logit_scale)
-        return {
+        terms = {
             "clip": clip,
             "kld_image": losses.kl_divergence(mu_x, logvar_x, config.kld_reduction, config.free_bits),
             "kld_label": losses.kl_divergence(mu_y, logvar_y, config.kld_reduction, config.free_bits),
             "rec_image": losses.reconstruction(self.decode_image_logits(z_x), x, config.rec_reduction),
             "ce_label": F.cross_entropy(self.decode_label(z_y), y),
         }
+        if getattr(config, "w_label_match", 0.0) > 0:  # optional sixth term, absent for the reference
+            terms["label_match"] = losses.label_match(mu_x, logvar_x, mu_y, logvar_y)
+        return terms
 
 
 def weighted_total(terms: dict, config: TrainConfig, kl_factor: float = 1.0) -> torch.Tensor:
-    return (config.w_clip * terms["clip"]
-            + kl_factor * config.w_kld_image * terms["kld_image"]
-            + kl_factor * config.w_kld_label * terms["kld_label"]
-            + config.w_rec_image * terms["rec_image"]
-            + config.w_ce_label * terms["ce_label"])
+    total = (config.w_clip * terms["clip"]
+             + kl_factor * config.w_kld_image * terms["kld_image"]
+             + kl_factor * config.w_kld_label * terms["kld_label"]
+             + config.w_rec_image * terms["rec_image"]
+             + config.w_ce_label * terms["ce_label"])
+    if "label_match" in terms:
+        total = total + getattr(config, "w_label_match", 0.0) * terms["label_match"]
+    return total

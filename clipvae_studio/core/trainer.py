@@ -17,15 +17,17 @@ from .events import ErrorEvent, EvalEvent, LatentSnapshot, StateEvent, StepEvent
 from .losses import LOSS_TERMS
 from .metrics import evaluate, to_float
 from .model import CLIPVAE, weighted_total
+from .speed import all_finite, apply_thread_policy, clone_state, copy_state, make_adamw
 
-HISTORY_KEYS = ("step", "epoch", "total") + LOSS_TERMS
+LOSS_KEYS = ("total",) + LOSS_TERMS
+HISTORY_KEYS = ("step", "epoch") + LOSS_KEYS
 GOOD_WEIGHTS_EVERY = 20  # steps between copies of known-finite weights for roll-back
 
 
 class Trainer:
     def __init__(self, config: TrainConfig, dataset: ImageDataset, model: CLIPVAE | None = None,
                  listener: Callable | None = None, device: str | torch.device | None = None,
-                 eval_size: int | None = 2000, publish_weights: bool = False):
+                 eval_size: int | None = 2000, publish_weights: bool = False, num_threads: int | None = None):
         self.config = config.validate()
         self.dataset = dataset
         self.device = torch.device(device) if isinstance(device, torch.device) else resolve_device(device or config.device)
@@ -38,7 +40,9 @@ class Trainer:
         elif model.num_labels != dataset.num_labels:
             raise ValueError(f"the model knows {model.num_labels} labels but the dataset has {dataset.num_labels}")
         self.model = model.to(self.device)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self._threads_wanted = num_threads  # None: speed.auto_threads(); 0: leave torch's setting
+        self.num_threads = apply_thread_policy(self.device, num_threads)
+        self.optimizer = make_adamw(self.model.parameters(), config.lr, config.weight_decay, self.device)
         self.listeners: list[Callable] = [listener] if listener else []
         self.publish_weights = publish_weights
         # Data lives on the device as uint8; batches are sliced, not collated.
@@ -90,6 +94,7 @@ class Trainer:
                 self._pending_steps += 1
                 self._cv.notify_all()
             return None
+        self.num_threads = apply_thread_policy(self.device, self._threads_wanted)
         return self._train_step()
 
     @property
@@ -119,6 +124,8 @@ class Trainer:
         with self._cv:
             self._stop = False
         self._set_state("paused" if self._paused else "running")
+        # torch's thread count is per OS thread here: set it in the thread that runs the loop.
+        self.num_threads = apply_thread_policy(self.device, self._threads_wanted)
         torch.manual_seed(self.config.seed + self.step_count)
         start_steps, start_seconds = self.step_count, self.train_seconds
         next_snapshot = 0.0
@@ -187,10 +194,13 @@ class Trainer:
         with self.lock:
             lr = self._lr_at(self.step_count)
             for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            self.model.train()
+                if group["lr"] != lr:  # a constant rate is written once, not on every step
+                    group["lr"] = lr
+            if not self.model.training:  # train() walks every sub-module; skip it when nothing changed
+                self.model.train()
             terms = self.model.loss_terms(x, y, self.config)
             total = weighted_total(terms, self.config, self._kl_factor(self.step_count))
+            # The one host round trip of a step: the loss values, for the finite check and the history.
             values = torch.stack([total.detach()] + [terms[k].detach() for k in LOSS_TERMS]).tolist()
             if not all(math.isfinite(v) for v in values):
                 return self._diverged(values)
@@ -202,27 +212,33 @@ class Trainer:
                 self._remember_good_weights()
         elapsed = time.perf_counter() - t0
         self.train_seconds += elapsed
-        losses = dict(zip(("total",) + LOSS_TERMS, values))
-        for key in HISTORY_KEYS:
-            self.history[key].append(self.step_count if key == "step" else self.epoch if key == "epoch" else losses[key])
-        self._emit(StepEvent(self.step_count, self.epoch, losses, len(x) / max(elapsed, 1e-9), lr))
+        step, epoch = self.step_count, self.step_count / self.steps_per_epoch
+        losses = dict(zip(LOSS_KEYS, values))
+        history = self.history
+        history["step"].append(step)
+        history["epoch"].append(epoch)
+        for key, value in losses.items():
+            history[key].append(value)
+        self._emit(StepEvent(step, epoch, losses, len(x) / max(elapsed, 1e-9), lr))
         return losses
 
     # --- divergence ------------------------------------------------------------
     def _weights_finite(self) -> bool:
-        return all(torch.isfinite(p).all() for p in self.model.parameters())
+        return all_finite(list(self.model.parameters()))
 
     def _remember_good_weights(self) -> None:
         if not self._weights_finite():
             return
+        # Refill the previous copy in place (no allocation) when its structure still fits.
+        old_model, old_optim = (self._good[1], self._good[2]) if self._good else (None, None)
         self._good = (self.step_count,
-                      {k: v.detach().clone() for k, v in self.model.state_dict().items()},
-                      _clone_state(self.optimizer.state_dict()))
+                      copy_state(old_model, self.model.state_dict()),
+                      copy_state(old_optim, self.optimizer.state_dict()))
 
     def _diverged(self, values) -> None:
         step, model_state, optim_state = self._good
         self.model.load_state_dict(model_state)
-        self.optimizer.load_state_dict(_clone_state(optim_state))
+        self.optimizer.load_state_dict(clone_state(optim_state))  # it keeps what it is given
         failed_at = self.step_count
         self.step_count = step
         for key in HISTORY_KEYS:
@@ -286,13 +302,3 @@ class Trainer:
             self.eval_history = list(payload.get("eval_history") or [])
             self.train_seconds = float(payload.get("train_seconds", 0.0))
             self._remember_good_weights()
-
-
-def _clone_state(state):
-    if isinstance(state, torch.Tensor):
-        return state.detach().clone()
-    if isinstance(state, dict):
-        return {k: _clone_state(v) for k, v in state.items()}
-    if isinstance(state, list):
-        return [_clone_state(v) for v in state]
-    return state

@@ -1,0 +1,35 @@
+"""`clipvae-studio` (no sub-command) and `python main.py` land here."""
+from __future__ import annotations
+
+import sys
+
+
+def create_application():
+    """The QApplication (made once) with names, icon and the saved theme applied."""
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from . import style
+    from .icons import app_icon
+    from .main_window import settings_file
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("CLIP-VAE Studio")
+    app.setOrganizationName("clipvae-studio")
+    app.setDesktopFileName("clipvae-studio")
+    app.setWindowIcon(app_icon())
+    theme = QSettings(str(settings_file()), QSettings.Format.IniFormat).value("view/theme", "light")
+    style.apply_theme(app, str(theme))
+    return app
+
+
+def run_gui(checkpoint_path=None) -> int:
+    """Open the main window (optionally with a checkpoint) and run the event loop; returns the exit code."""
+    app = create_application()
+    from .main_window import MainWindow
+
+    window = MainWindow()
+    window.show()
+    if checkpoint_path:
+        window.open_checkpoint(checkpoint_path, confirm=False)
+    return app.exec()

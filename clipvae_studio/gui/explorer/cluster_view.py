@@ -1,0 +1,236 @@
+"""The "Clusters" dock (clusterView): the reference's t-SNE figure of image latents together with
+the label latents, computed in the background with progress and cancel (core/clusters.py).
+Clicking a point shows that test image, its reconstruction and CLIP's scores for it."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pyqtgraph as pg
+import torch
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from ...core.clusters import cluster_input, embed_clusters
+from ...core.metrics import to_float
+from ..palette import label_brushes, label_color
+from ..style import current_theme, style_plot
+from .image_view import PixelImageView
+from .score_bars import ScoreBars
+
+
+class ClusterView(QWidget):
+    embedded = Signal()  # a new embedding is drawn
+    pointShown = Signal(int)  # test-split row of the clicked point
+
+    def __init__(self, explorer, parent=None):
+        super().__init__(parent)
+        self.setObjectName("clusterView")
+        self.explorer = explorer
+        self.job = None
+        self.embedding = None
+        self.embedded_step = None
+        self.shown_row: int | None = None
+        self.last_seconds = None
+
+        self.count_spin = QSpinBox()
+        self.count_spin.setObjectName("clusterCount")
+        self.count_spin.setRange(50, 10000)
+        self.count_spin.setSingleStep(500)
+        self.count_spin.setValue(2000)
+        self.count_spin.setToolTip("Test images to embed (t-SNE takes about a second per 200 on a small CPU)")
+        self.compute_button = QPushButton("Compute t-SNE")
+        self.compute_button.setObjectName("clusterCompute")
+        self.compute_button.clicked.connect(self.compute)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("clusterCancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress = QProgressBar()
+        self.progress.setObjectName("clusterProgress")
+        self.progress.setRange(0, 100)
+        self.progress.setValue(0)
+        self.progress.setMaximumWidth(140)
+        self.status = QLabel("t-SNE of image latents (dots) and label latents (stars)")
+        self.status.setObjectName("clusterStatus")
+        self.status.setWordWrap(True)
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("Points"))
+        controls.addWidget(self.count_spin)
+        controls.addWidget(self.compute_button)
+        controls.addWidget(self.cancel_button)
+        controls.addWidget(self.progress)
+        controls.addStretch(1)
+
+        self.plot_widget = pg.PlotWidget()
+        self.plot_widget.setObjectName("clusterPlot")
+        self.plot_item = self.plot_widget.getPlotItem()
+        self.plot_item.hideAxis("left")
+        self.plot_item.hideAxis("bottom")
+        self.plot_item.hideButtons()
+        self.plot_item.setAspectLocked(True)
+        self.scatters: list[pg.ScatterPlotItem] = []
+        self.anchor_item = pg.ScatterPlotItem(size=18, symbol="star", pxMode=True)
+        self.anchor_item.setZValue(10)
+        self.plot_item.addItem(self.anchor_item)
+        self.anchor_texts: list[pg.TextItem] = []
+        self.highlight = pg.ScatterPlotItem(size=16, symbol="o", pxMode=True, brush=None)
+        self.highlight.setZValue(20)
+        self.plot_item.addItem(self.highlight)
+
+        self.original_view = PixelImageView("clusterOriginal", min_side=84)
+        self.reconstruction_view = PixelImageView("clusterReconstruction", min_side=84)
+        self.scores = ScoreBars("clusterScores")
+        self.detail_caption = QLabel("Click a point")
+        self.detail_caption.setObjectName("clusterDetailCaption")
+        self.detail_caption.setWordWrap(True)
+        pair = QHBoxLayout()
+        for title, view in (("image", self.original_view), ("reconstruction", self.reconstruction_view)):
+            column = QVBoxLayout()
+            caption = QLabel(title)
+            caption.setStyleSheet("color: gray")
+            column.addWidget(caption)
+            column.addWidget(view, 1)
+            pair.addLayout(column)
+        details = QVBoxLayout()
+        details.addLayout(pair, 2)
+        details.addWidget(self.detail_caption)
+        details.addWidget(self.scores, 3)
+        body = QHBoxLayout()
+        body.addWidget(self.plot_widget, 3)
+        body.addLayout(details, 2)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 4, 6, 4)
+        layout.addLayout(controls)
+        layout.addWidget(self.status)
+        layout.addLayout(body, 1)
+        self.apply_theme()
+
+    # --- computing ---------------------------------------------------------------------------
+    def compute(self) -> None:
+        model, dataset = self.explorer.model, self.explorer.window.dataset
+        if model is None or dataset is None or len(dataset.test_images) < 5:
+            self.status.setText("Needs a model and a dataset with a test split")
+            return
+        self.cancel()
+        count = min(self.count_spin.value(), len(dataset.test_images))
+        images, labels = dataset.test_images, dataset.test_labels
+        step = getattr(self.explorer.window.trainer, "step_count", None)
+        started = time.perf_counter()
+
+        def work(should_stop, progress):
+            data = cluster_input(model, images, labels, count)
+            return embed_clusters(data, progress=progress, should_stop=should_stop), time.perf_counter() - started
+
+        self.progress.setValue(0)
+        self.compute_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.status.setText(f"Embedding {count} image latents and {model.num_labels} label latents…")
+        self.embedded_step = step
+        self.job = self.explorer.runner.submit(work, self._computed, self._failed,
+                                               lambda f: self.progress.setValue(int(100 * f)))
+
+    def cancel(self) -> None:
+        if self.job is not None:
+            self.explorer.runner.cancel(self.job)
+            self.job = None
+            self.status.setText("Cancelled")
+        self.compute_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    def _failed(self, message: str) -> None:
+        self.job = None
+        self.compute_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.status.setText("t-SNE failed: " + message.splitlines()[0])
+
+    def _computed(self, result) -> None:
+        self.job = None
+        self.embedding, self.last_seconds = result
+        self.compute_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.progress.setValue(100)
+        where = f" at step {self.embedded_step}" if self.embedded_step is not None else ""
+        self.status.setText(f"{len(self.embedding.image_xy)} image latents (dots) and the label latents (stars), "
+                            f"directions only, embedded by t-SNE{where} in {self.last_seconds:.1f} s. "
+                            "Click a dot to see its image.")
+        self._draw()
+        self.embedded.emit()
+
+    # --- drawing -------------------------------------------------------------------------------------
+    def set_label_names(self, names) -> None:
+        names = list(names)
+        for item in self.scatters:
+            self.plot_item.removeItem(item)
+        brushes = label_brushes(len(names))
+        self.scatters = []
+        for i in range(len(names)):
+            item = pg.ScatterPlotItem(pen=None, size=6, pxMode=True, brush=brushes[i], name=names[i])
+            item.sigClicked.connect(self._clicked)
+            self.plot_item.addItem(item)
+            self.scatters.append(item)
+        for text in self.anchor_texts:
+            self.plot_item.removeItem(text)
+        self.anchor_texts = []
+        for i, name in enumerate(names):
+            text = pg.TextItem(name, anchor=(0.5, 1.3), border=pg.mkPen(label_color(i), width=1.5),
+                               fill=pg.mkBrush(255, 255, 255, 190))
+            text.setColor("#111111")
+            text.setZValue(11)
+            text.hide()
+            self.plot_item.addItem(text)
+            self.anchor_texts.append(text)
+        self.label_names = names
+        self.scores.set_label_names(names)
+        self.clear()
+
+    def clear(self) -> None:
+        self.embedding = None
+        for item in self.scatters:
+            item.setData(x=[], y=[])
+        self.anchor_item.setData(x=[], y=[])
+        self.highlight.setData(x=[], y=[])
+        for text in self.anchor_texts:
+            text.hide()
+
+    def _draw(self) -> None:
+        e = self.embedding
+        for i, item in enumerate(self.scatters):
+            rows = np.flatnonzero(e.labels == i)
+            item.setData(x=e.image_xy[rows, 0], y=e.image_xy[rows, 1], data=rows)
+        n = min(len(e.label_xy), len(self.scatters))
+        self.anchor_item.setData(x=e.label_xy[:n, 0], y=e.label_xy[:n, 1], brush=label_brushes(n, 255),
+                                 pen=pg.mkPen("#202020", width=1.3))
+        for text, (x, y) in zip(self.anchor_texts, e.label_xy):
+            text.setPos(float(x), float(y))
+            text.show()
+        self.plot_item.autoRange()
+
+    def _clicked(self, _item, points, _ev=None) -> None:
+        if len(points):
+            self.show_point(int(points[0].data()))
+
+    @torch.no_grad()
+    def show_point(self, k: int) -> None:
+        """Show embedded point k: its test image, the reconstruction and CLIP's scores."""
+        e, model, dataset = self.embedding, self.explorer.model, self.explorer.window.dataset
+        if e is None or model is None:
+            return
+        row = int(e.indices[k])
+        x = to_float(dataset.test_images[row:row + 1]).to(model.device)
+        mu, _ = model.encode_image(x)
+        reconstruction = model.decode_image(mu)
+        scores = model.clip_scores(mu)[0].cpu().numpy()
+        self.original_view.set_image(x[0].cpu())
+        self.reconstruction_view.set_image(reconstruction[0].cpu())
+        self.scores.set_scores(scores)
+        truth = int(dataset.test_labels[row])
+        self.detail_caption.setText(f"test image #{row}, labelled <b>{self.label_names[truth]}</b>")
+        self.highlight.setData(x=[e.image_xy[k, 0]], y=[e.image_xy[k, 1]],
+                               pen=pg.mkPen("#ffffff" if current_theme() == "dark" else "#111111", width=2.5))
+        self.shown_row = row
+        self.pointShown.emit(row)
+
+    def apply_theme(self) -> None:
+        style_plot(self.plot_widget)
+        self.scores.apply_theme()

@@ -1,0 +1,377 @@
+"""The live latent map: image-latent means of a fixed test subset, coloured by label, the label
+latents as named anchors, on a 2D plane that maps both ways (core/projection.py).
+
+Interaction contract (the explorer builds on it): a left click or left drag anywhere picks a
+point (pointPicked, then decoded with the latest inference model); right or middle drag pans,
+the wheel zooms.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QPixmap
+from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from ..core.events import LatentSnapshot
+from ..core.explore import Decoded, decode_point
+from ..core.projection import IdentityProjection, LabelPlaneProjection, PCAProjection
+from .palette import label_brushes, label_color
+from .style import current_theme, style_plot
+
+POINT_SIZE = 5
+HOVER_RADIUS_PX = 7
+INSET_SCALE = 3  # hover inset: source image enlarged this many times
+PROJECTIONS = (("pca", "PCA"), ("label-plane", "Label plane"), ("exact-2d", "Exact 2D"))
+
+
+class PickViewBox(pg.ViewBox):
+    """Left button picks (click and drag); right/middle drag pans; the wheel zooms."""
+
+    sigPicked = Signal(float, float, bool)  # u, v, is_drag_finish
+
+    def mouseClickEvent(self, ev):
+        if ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            p = self.mapSceneToView(ev.scenePos())
+            self.sigPicked.emit(p.x(), p.y(), True)
+        else:
+            super().mouseClickEvent(ev)  # right click: the view menu
+
+    def mouseDragEvent(self, ev, axis=None):
+        button = ev.button()
+        if button == Qt.MouseButton.LeftButton:
+            ev.accept()
+            p = self.mapSceneToView(ev.scenePos())
+            self.sigPicked.emit(p.x(), p.y(), ev.isFinish())
+        elif button in (Qt.MouseButton.RightButton, Qt.MouseButton.MiddleButton):
+            ev.accept()
+            delta = self.mapToView(ev.lastPos()) - self.mapToView(ev.pos())
+            self._resetTarget()
+            self.translateBy(x=delta.x(), y=delta.y())
+            self.sigRangeChangedManually.emit(self.state["mouseEnabled"])
+        else:
+            ev.ignore()
+
+
+class _PassiveScatter(pg.ScatterPlotItem):
+    """A scatter that never takes a click, so clicks on points reach the ViewBox as picks."""
+
+    def mouseClickEvent(self, ev):
+        ev.ignore()
+
+
+class LatentCanvas(QWidget):
+    pointPicked = Signal(float, float)
+    decoded = Signal(object)  # core.explore.Decoded
+    projectionChanged = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("latentCanvas")
+        self.model = None
+        self.dataset = None
+        self.snapshot: LatentSnapshot | None = None
+        self.label_names: list[str] = []
+        self.picked_uv: tuple[float, float] | None = None
+        self.last_decoded: Decoded | None = None
+        self._uv = np.zeros((0, 2))
+        self._class_rows: list[np.ndarray] = []
+        self._labels_key = None
+        self._pca = PCAProjection()
+        self._label_plane: LabelPlaneProjection | None = None
+        self._identity = IdentityProjection()
+        self.projection = self._pca
+        self.mode = "pca"
+
+        self.view_box = PickViewBox()
+        self.view_box.setAspectLocked(True)
+        self.plot_widget = pg.PlotWidget(viewBox=self.view_box)
+        self.plot_widget.setObjectName("latentPlot")
+        self.plot_item = self.plot_widget.getPlotItem()
+        self.plot_item.showGrid(x=True, y=True, alpha=0.12)
+        self.plot_item.hideButtons()
+        self.scatter_items: list[pg.ScatterPlotItem] = []
+        self.anchor_item = _PassiveScatter(size=15, symbol="star", pxMode=True)
+        self.anchor_item.setZValue(10)
+        self.view_box.addItem(self.anchor_item)
+        self.anchor_texts: list[pg.TextItem] = []
+        self.marker = _PassiveScatter(size=17, symbol="crosshair", pxMode=True, brush=None)
+        self.marker.setZValue(20)
+        self.view_box.addItem(self.marker, ignoreBounds=True)
+        self.view_box.sigPicked.connect(self._picked)
+
+        self.projection_combo = QComboBox()
+        self.projection_combo.setObjectName("projectionCombo")
+        self.projection_combo.setToolTip("How the latent space is flattened onto this map")
+        for key, name in PROJECTIONS:
+            self.projection_combo.addItem(name, key)
+        self.projection_combo.currentIndexChanged.connect(
+            lambda _i: self.set_projection_mode(self.projection_combo.currentData()))
+        self.info_label = QLabel()
+        self.info_label.setObjectName("canvasInfo")
+        self.fit_button = QPushButton("Fit")
+        self.fit_button.setObjectName("canvasFit")
+        self.fit_button.setToolTip("Show all points (panning or zooming stops following them)")
+        self.fit_button.clicked.connect(lambda: self.view_box.enableAutoRange())
+        top = QHBoxLayout()
+        top.setContentsMargins(6, 2, 6, 0)
+        top.addWidget(QLabel("Projection"))
+        top.addWidget(self.projection_combo)
+        top.addSpacing(8)
+        top.addWidget(self.info_label, 1)
+        top.addWidget(self.fit_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(top)
+        layout.addWidget(self.plot_widget, 1)
+
+        self.inset = QFrame(self.plot_widget)  # hover: the source image and its label
+        self.inset.setObjectName("canvasInset")
+        self.inset.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.inset_image = QLabel()
+        self.inset_image.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.inset_caption = QLabel()
+        self.inset_caption.setObjectName("canvasInsetCaption")
+        self.inset_caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        inset_layout = QVBoxLayout(self.inset)
+        inset_layout.setContentsMargins(5, 5, 5, 4)
+        inset_layout.setSpacing(2)
+        inset_layout.addWidget(self.inset_image)
+        inset_layout.addWidget(self.inset_caption)
+        self.inset.hide()
+        self.hovered_index: int | None = None
+        self.plot_widget.scene().sigMouseMoved.connect(self._mouse_moved)
+        self._update_mode_availability(None)
+        self.apply_theme()
+
+    # --- public API -----------------------------------------------------------------
+    def set_model(self, model) -> None:
+        """The latest CPU eval copy; picks decode with it (never with the training model)."""
+        self.model = model
+        if model is not None and len(model.label_names) != len(self.label_names):
+            self._set_label_names(model.label_names)
+        elif model is not None:
+            self.label_names = list(model.label_names)
+
+    def set_dataset(self, dataset) -> None:
+        self.dataset = dataset
+        self._set_label_names(dataset.label_names if dataset is not None else [])
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget the points and the basis (a new model or dataset)."""
+        self.snapshot = None
+        self._uv = np.zeros((0, 2))
+        self._labels_key = None
+        self._pca = PCAProjection()
+        if self.mode == "pca":
+            self.projection = self._pca
+        for item in self.scatter_items:
+            item.setData(x=[], y=[])
+        self.anchor_item.setData(x=[], y=[])
+        for text in self.anchor_texts:
+            text.hide()
+        self.marker.setData(x=[], y=[])
+        self.picked_uv = None
+        self.inset.hide()
+        self.view_box.enableAutoRange()
+
+    def set_snapshot(self, snapshot: LatentSnapshot) -> None:
+        self.snapshot = snapshot
+        z_dim = snapshot.mu.shape[1]
+        self._update_mode_availability(z_dim)
+        if self.mode == "exact-2d" and z_dim != 2:
+            self.set_projection_mode("pca")
+            return  # set_projection_mode redraws with this snapshot
+        self._refit(snapshot)
+        self._draw()
+
+    def decode_at(self, u: float, v: float):
+        """(image float HxW or HxWxC in [0, 1], scores over labels summing to 1) at map point (u, v)."""
+        decoded = self.decode_point(u, v)
+        if decoded is None:
+            raise RuntimeError("no model to decode with yet")
+        return decoded.image, decoded.scores
+
+    def decode_point(self, u: float, v: float) -> Decoded | None:
+        if self.model is None:
+            return None
+        z = self.projection.lift(np.array([[u, v]], dtype=np.float64))
+        if z.shape[1] != self.model.z_dim:
+            return None  # the basis belongs to another model; wait for its first snapshot
+        return decode_point(self.model, z.astype(np.float32))
+
+    def latent_at(self, u: float, v: float) -> np.ndarray:
+        return self.projection.lift(np.array([[u, v]], dtype=np.float64))[0]
+
+    def set_projection_mode(self, mode: str) -> None:
+        if mode == "exact-2d" and (self.snapshot is None or self.snapshot.mu.shape[1] != 2):
+            mode = "pca"
+        if mode == "label-plane" and len(self.label_names) < 3:
+            mode = "pca"
+        self.mode = mode
+        index = self.projection_combo.findData(mode)
+        if index != self.projection_combo.currentIndex():
+            self.projection_combo.blockSignals(True)
+            self.projection_combo.setCurrentIndex(index)
+            self.projection_combo.blockSignals(False)
+        self.projection = {"pca": self._pca, "exact-2d": self._identity}.get(mode, self._label_plane or self._pca)
+        if self.snapshot is not None:
+            self._refit(self.snapshot)
+            self._draw()
+        self.view_box.enableAutoRange()
+
+    def points_uv(self) -> np.ndarray:
+        """Map coordinates of the snapshot's points (N x 2), in snapshot order."""
+        return self._uv
+
+    def apply_theme(self) -> None:
+        style_plot(self.plot_widget)
+        dark = current_theme() == "dark"
+        self.marker.setPen(pg.mkPen("#ffffff" if dark else "#111111", width=2.5))
+        self.anchor_item.setPen(pg.mkPen("#ffffff" if dark else "#202020", width=1.3))
+        for text in self.anchor_texts:
+            text.setColor("#f0f0f0" if dark else "#111111")
+            text.fill = pg.mkBrush(QColor(30, 31, 34, 170) if dark else QColor(255, 255, 255, 190))
+            text.update()
+
+    # --- internals --------------------------------------------------------------------
+    def _set_label_names(self, names) -> None:
+        self.label_names = list(names)
+        n = len(self.label_names)
+        for item in self.scatter_items:
+            self.view_box.removeItem(item)
+        brushes = label_brushes(n)
+        self.scatter_items = []
+        for i in range(n):
+            item = _PassiveScatter(pen=None, pxMode=True, size=POINT_SIZE, brush=brushes[i], symbol="o",
+                                   name=self.label_names[i])
+            item.setZValue(1)
+            self.view_box.addItem(item)
+            self.scatter_items.append(item)
+        for text in self.anchor_texts:
+            self.view_box.removeItem(text)
+        self.anchor_texts = []
+        for i, name in enumerate(self.label_names):
+            text = pg.TextItem(name, anchor=(0.5, 1.35), border=pg.mkPen(label_color(i), width=1.5))
+            text.setZValue(11)
+            self.view_box.addItem(text, ignoreBounds=True)
+            text.hide()
+            self.anchor_texts.append(text)
+        self._anchor_brushes = label_brushes(n, alpha=255)
+        self._labels_key = None
+        self.apply_theme()
+
+    def _update_mode_availability(self, z_dim) -> None:
+        model = self.projection_combo.model()
+        exact_row = self.projection_combo.findData("exact-2d")
+        model.item(exact_row).setEnabled(z_dim == 2)
+        plane_row = self.projection_combo.findData("label-plane")
+        model.item(plane_row).setEnabled(len(self.label_names) >= 3)
+
+    def _refit(self, snapshot: LatentSnapshot) -> None:
+        changed = False
+        if self.mode == "pca" and len(snapshot.mu) >= 2:
+            self._pca.update(snapshot.mu)
+            self.projection, changed = self._pca, True
+            ev = self._pca.explained
+            self.info_label.setText(f"PC1 {ev[0]:.0%} · PC2 {ev[1]:.0%} of the variance")
+            self.plot_item.setLabel("bottom", "PC 1")
+            self.plot_item.setLabel("left", "PC 2")
+        elif self.mode == "label-plane" and len(snapshot.label_mu) >= 3:
+            if self._label_plane is None:
+                self._label_plane = LabelPlaneProjection(snapshot.label_mu)
+            else:
+                self._label_plane.update(snapshot.label_mu)
+            self.projection, changed = self._label_plane, True
+            a, b, c = (self.label_names[i] for i in self._label_plane.labels)
+            self.info_label.setText(f"plane through the label latents {a}, {b}, {c}")
+            self.plot_item.setLabel("bottom", f"{a} → {b}")
+            self.plot_item.setLabel("left", f"toward {c}")
+        elif self.mode == "exact-2d":
+            self.projection = self._identity
+            self.info_label.setText("the latent space itself (z_dim = 2)")
+            self.plot_item.setLabel("bottom", "z₁")
+            self.plot_item.setLabel("left", "z₂")
+        if changed:
+            self.projectionChanged.emit()
+
+    def _draw(self) -> None:
+        snapshot = self.snapshot
+        if snapshot is None or snapshot.mu.shape[1] != self.projection.axes.shape[1]:
+            return
+        self._uv = self.projection.project(snapshot.mu)
+        labels = snapshot.labels
+        key = (len(labels), int(labels.sum()), int(labels[:50].sum()) if len(labels) else 0)
+        if key != self._labels_key or len(self._class_rows) != len(self.scatter_items):
+            self._class_rows = [np.flatnonzero(labels == i) for i in range(len(self.scatter_items))]
+            self._labels_key = key
+        for item, rows in zip(self.scatter_items, self._class_rows):
+            item.setData(x=self._uv[rows, 0], y=self._uv[rows, 1])
+        anchors = self.projection.project(snapshot.label_mu) if len(snapshot.label_mu) else np.zeros((0, 2))
+        self.anchor_item.setData(x=anchors[:, 0], y=anchors[:, 1], brush=self._anchor_brushes[:len(anchors)])
+        for text, (u, v) in zip(self.anchor_texts, anchors):
+            text.setPos(float(u), float(v))
+            text.show()
+        if self.picked_uv is not None:
+            self.marker.setData(x=[self.picked_uv[0]], y=[self.picked_uv[1]])
+
+    def _picked(self, u: float, v: float, _finished: bool) -> None:
+        self.picked_uv = (u, v)
+        self.marker.setData(x=[u], y=[v])
+        self.pointPicked.emit(u, v)
+        decoded = self.decode_point(u, v)
+        if decoded is not None:
+            self.last_decoded = decoded
+            self.decoded.emit(decoded)
+
+    def _mouse_moved(self, scene_pos: QPointF) -> None:
+        if len(self._uv) == 0 or self.dataset is None or self.snapshot is None \
+                or not self.view_box.sceneBoundingRect().contains(scene_pos):
+            self._hide_inset()
+            return
+        p = self.view_box.mapSceneToView(scene_pos)
+        px, py = self.view_box.viewPixelSize()
+        d2 = ((self._uv[:, 0] - p.x()) / max(px, 1e-12)) ** 2 + ((self._uv[:, 1] - p.y()) / max(py, 1e-12)) ** 2
+        i = int(np.argmin(d2))
+        if d2[i] > HOVER_RADIUS_PX ** 2:
+            self._hide_inset()
+            return
+        if i != self.hovered_index:
+            self._show_inset(i, scene_pos)
+
+    def _hide_inset(self) -> None:
+        if self.hovered_index is not None:
+            self.hovered_index = None
+            self.inset.hide()
+
+    def _show_inset(self, i: int, scene_pos: QPointF) -> None:
+        self.hovered_index = i
+        row = int(self.snapshot.indices[i])
+        label = int(self.snapshot.labels[i])
+        image = self.dataset.test_images[row].numpy()  # C x H x W uint8
+        if image.shape[0] == 1:
+            arr = np.ascontiguousarray(image[0])
+            qimage = QImage(arr.data, arr.shape[1], arr.shape[0], arr.strides[0], QImage.Format.Format_Grayscale8)
+        else:
+            arr = np.ascontiguousarray(image[:3].transpose(1, 2, 0))
+            qimage = QImage(arr.data, arr.shape[1], arr.shape[0], arr.strides[0], QImage.Format.Format_RGB888)
+        pixmap = QPixmap.fromImage(qimage.copy()).scaled(
+            arr.shape[1] * INSET_SCALE, arr.shape[0] * INSET_SCALE, Qt.AspectRatioMode.KeepAspectRatio,
+            Qt.TransformationMode.FastTransformation)
+        name = self.label_names[label] if label < len(self.label_names) else str(label)
+        self.inset_image.setPixmap(pixmap)
+        self.inset_caption.setText(f"<b>{name}</b> · #{row}")
+        self.inset.adjustSize()
+        view_pos = self.plot_widget.mapFromScene(scene_pos)
+        x = view_pos.x() + 14
+        y = view_pos.y() + 14
+        if x + self.inset.width() > self.plot_widget.width():
+            x = view_pos.x() - 14 - self.inset.width()
+        if y + self.inset.height() > self.plot_widget.height():
+            y = view_pos.y() - 14 - self.inset.height()
+        self.inset.move(int(x), int(y))
+        self.inset.show()
+        self.inset.raise_()

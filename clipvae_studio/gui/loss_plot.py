@@ -1,0 +1,322 @@
+"""The live loss plot: one curve per loss term plus the total, EMA smoothing, log scale,
+steps or epochs on x. Data live in growing numpy buffers; the plot redraws on a timer."""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QColor
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QMenu, QSlider, QToolButton,
+                               QVBoxLayout, QWidget)
+from scipy.signal import lfilter
+
+from .style import current_theme, style_plot
+from .training_worker import CURVE_KEYS
+
+REDRAW_MS = 66  # ~15 redraws a second, however fast batches arrive
+TERM_COLORS = {"clip": "#b07aa1", "kld_image": "#4e79a7", "kld_label": "#76b7b2",
+               "rec_image": "#e15759", "ce_label": "#59a14f"}
+TERM_NAMES = {"total": "total", "clip": "CLIP", "kld_image": "KLD image", "kld_label": "KLD label",
+              "rec_image": "rec. image", "ce_label": "CE label"}
+
+
+class LossHistory:
+    """Per-step loss values in numpy buffers that grow by doubling (appends are amortised O(1))."""
+
+    def __init__(self, keys=CURVE_KEYS, capacity: int = 4096):
+        self.keys = tuple(keys)
+        self._n = 0
+        self._alloc(capacity)
+
+    def _alloc(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._step = np.zeros(capacity, np.int64)
+        self._epoch = np.zeros(capacity, np.float64)
+        self._values = {k: np.zeros(capacity, np.float64) for k in self.keys}
+
+    def __len__(self) -> int:
+        return self._n
+
+    def _grow(self, needed: int) -> None:
+        if needed <= self.capacity:
+            return
+        capacity = self.capacity
+        while capacity < needed:
+            capacity *= 2
+        old_step, old_epoch, old_values, n = self._step, self._epoch, self._values, self._n
+        self._alloc(capacity)
+        self._step[:n], self._epoch[:n] = old_step[:n], old_epoch[:n]
+        for k in self.keys:
+            self._values[k][:n] = old_values[k][:n]
+
+    def append(self, batch: dict) -> None:
+        m = len(batch["step"])
+        self._grow(self._n + m)
+        sl = slice(self._n, self._n + m)
+        self._step[sl], self._epoch[sl] = batch["step"], batch["epoch"]
+        for k in self.keys:
+            self._values[k][sl] = batch[k]
+        self._n += m
+
+    def clear(self) -> None:
+        self._n = 0
+
+    def truncate_after(self, step: int) -> None:
+        """Drop points after `step` (the trainer rolled back to it)."""
+        self._n = int(np.searchsorted(self._step[:self._n], step, side="right"))
+
+    @property
+    def steps(self) -> np.ndarray:
+        return self._step[:self._n]
+
+    @property
+    def epochs(self) -> np.ndarray:
+        return self._epoch[:self._n]
+
+    def values(self, key: str) -> np.ndarray:
+        return self._values[key][:self._n]
+
+    def set_from(self, history: dict) -> None:
+        """Load a trainer's / checkpoint's history (lists keyed step, epoch, total, ...)."""
+        self.clear()
+        steps = history.get("step") or []
+        if len(steps):
+            batch = {"step": np.asarray(steps, np.int64), "epoch": np.asarray(history.get("epoch") or
+                                                                                 np.zeros(len(steps)), np.float64)}
+            for k in self.keys:
+                vals = history.get(k)
+                batch[k] = np.asarray(vals, np.float64) if vals is not None and len(vals) == len(steps) \
+                    else np.full(len(steps), np.nan)
+            self.append(batch)
+
+    def write_csv(self, path) -> None:
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(("step", "epoch") + self.keys)
+            columns = [self.steps, self.epochs] + [self.values(k) for k in self.keys]
+            for row in zip(*columns):
+                writer.writerow([int(row[0]), f"{row[1]:.6g}"] + [f"{v:.8g}" for v in row[2:]])
+
+
+def ema_debiased(values: np.ndarray, weight: float) -> np.ndarray:
+    """TensorBoard's smoothing: an EMA started at 0 and divided by (1 - weight**(i+1))."""
+    if weight <= 0 or len(values) == 0:
+        return values.copy()
+    finite = np.where(np.isfinite(values), values, 0.0)
+    biased = lfilter([1.0 - weight], [1.0, -weight], finite)
+    return biased / (1.0 - weight ** np.arange(1, len(values) + 1))
+
+
+class LossPlot(QWidget):
+    """Container: a small control row above the pyqtgraph PlotWidget `lossPlot`."""
+
+    curveVisibilityChanged = Signal(str, bool)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("lossPlotPanel")
+        self.history = LossHistory()
+        self._dirty = False
+        self._smoothing = 0.6
+        self._x_axis = "step"
+
+        self.plot_widget = pg.PlotWidget()
+        self.plot_widget.setObjectName("lossPlot")
+        self.plot_item = self.plot_widget.getPlotItem()
+        self.plot_item.showGrid(x=True, y=True, alpha=0.15)
+        self.plot_item.setLabel("bottom", "step")
+        self.plot_item.setLabel("left", "loss")
+        self.plot_item.setMenuEnabled(True)
+        self.legend = self.plot_item.addLegend(offset=(-8, 8), labelTextSize="8pt", colCount=2)
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        self.raw_curves: dict[str, pg.PlotDataItem] = {}
+        self.visibility_actions: dict[str, QAction] = {}
+        for key in CURVE_KEYS:
+            color = QColor(self._color(key))
+            faint = QColor(color)
+            faint.setAlpha(55)
+            raw = self.plot_item.plot(pen=pg.mkPen(faint, width=1))
+            curve = self.plot_item.plot(pen=pg.mkPen(color, width=2.2 if key == "total" else 1.6),
+                                        name=TERM_NAMES[key])
+            for item in (raw, curve):
+                item.setDownsampling(auto=True, method="peak")
+                item.setClipToView(True)
+                item.setSkipFiniteCheck(False)
+            curve.visibleChanged.connect(lambda k=key: self._curve_visibility_changed(k))
+            self.curves[key], self.raw_curves[key] = curve, raw
+
+        self.smoothing_slider = QSlider(Qt.Orientation.Horizontal)
+        self.smoothing_slider.setObjectName("smoothingSlider")
+        self.smoothing_slider.setRange(0, 99)
+        self.smoothing_slider.setValue(int(self._smoothing * 100))
+        self.smoothing_slider.setFixedWidth(110)
+        self.smoothing_slider.setToolTip("Exponential moving average weight (TensorBoard-style, debiased)")
+        self.smoothing_label = QLabel()
+        self.smoothing_label.setMinimumWidth(30)
+        self.smoothing_slider.valueChanged.connect(self._smoothing_changed)
+        self.log_check = QCheckBox("log y")
+        self.log_check.setObjectName("lossLogScale")
+        self.log_check.setChecked(True)
+        self.log_check.toggled.connect(self.set_log_scale)
+        self.x_combo = QComboBox()
+        self.x_combo.setObjectName("lossXAxis")
+        self.x_combo.addItem("steps", "step")
+        self.x_combo.addItem("epochs", "epoch")
+        self.x_combo.currentIndexChanged.connect(lambda _i: self.set_x_axis(self.x_combo.currentData()))
+        self.curves_button = QToolButton()
+        self.curves_button.setText("Curves")
+        self.curves_button.setObjectName("lossCurvesButton")
+        self.curves_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.curves_button)
+        for key in CURVE_KEYS:
+            action = menu.addAction(TERM_NAMES[key])
+            action.setCheckable(True)
+            action.setChecked(True)
+            action.toggled.connect(lambda on, k=key: self.set_curve_visible(k, on))
+            self.visibility_actions[key] = action
+        self.curves_button.setMenu(menu)
+
+        controls = QHBoxLayout()
+        controls.setContentsMargins(6, 2, 6, 0)
+        controls.addWidget(QLabel("Smoothing"))
+        controls.addWidget(self.smoothing_slider)
+        controls.addWidget(self.smoothing_label)
+        controls.addSpacing(8)
+        controls.addWidget(self.log_check)
+        controls.addSpacing(8)
+        controls.addWidget(QLabel("x:"))
+        controls.addWidget(self.x_combo)
+        controls.addStretch(1)
+        controls.addWidget(self.curves_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(controls)
+        layout.addWidget(self.plot_widget, 1)
+
+        self._smoothed: dict[str, np.ndarray] = {}
+        self._smoothed_n = 0
+        self._zi: dict[str, np.ndarray] = {}
+        self._smoothing_changed(self.smoothing_slider.value())
+        self.set_log_scale(True)
+        self.timer = QTimer(self)
+        self.timer.setInterval(REDRAW_MS)
+        self.timer.timeout.connect(self.redraw_if_needed)
+        self.timer.start()
+
+    # --- data in -----------------------------------------------------------------
+    def append_batch(self, batch: dict) -> None:
+        self.history.append(batch)
+        self._dirty = True
+
+    def set_history(self, history: dict) -> None:
+        self.history.set_from(history)
+        self._invalidate_smoothing()
+
+    def clear(self) -> None:
+        self.history.clear()
+        self._invalidate_smoothing()
+
+    def truncate_after(self, step: int) -> None:
+        self.history.truncate_after(step)
+        self._invalidate_smoothing()
+
+    # --- view options -------------------------------------------------------------
+    def set_smoothing(self, weight: float) -> None:
+        self.smoothing_slider.setValue(int(round(min(max(weight, 0.0), 0.99) * 100)))
+
+    @property
+    def smoothing(self) -> float:
+        return self._smoothing
+
+    def _smoothing_changed(self, value: int) -> None:
+        self._smoothing = value / 100.0
+        self.smoothing_label.setText(f"{self._smoothing:.2f}")
+        self._invalidate_smoothing()
+
+    def set_log_scale(self, on: bool) -> None:
+        if self.log_check.isChecked() != on:
+            self.log_check.setChecked(on)
+            return
+        self.plot_item.setLogMode(x=False, y=on)
+        self._dirty = True
+
+    def set_x_axis(self, which: str) -> None:
+        self._x_axis = "epoch" if which == "epoch" else "step"
+        self.plot_item.setLabel("bottom", "epoch" if self._x_axis == "epoch" else "step")
+        index = self.x_combo.findData(self._x_axis)
+        if index != self.x_combo.currentIndex():
+            self.x_combo.setCurrentIndex(index)
+        self._dirty = True
+        self.redraw_if_needed()
+        self.plot_item.enableAutoRange()
+
+    def set_curve_visible(self, key: str, visible: bool) -> None:
+        self.curves[key].setVisible(visible)
+
+    def _curve_visibility_changed(self, key: str) -> None:
+        visible = self.curves[key].isVisible()
+        self.raw_curves[key].setVisible(visible and self._smoothing > 0)
+        action = self.visibility_actions[key]
+        if action.isChecked() != visible:
+            action.blockSignals(True)
+            action.setChecked(visible)
+            action.blockSignals(False)
+        self.curveVisibilityChanged.emit(key, visible)
+
+    def apply_theme(self) -> None:
+        style_plot(self.plot_widget)
+        self.curves["total"].setPen(pg.mkPen(self._color("total"), width=2.2))
+        faint = QColor(self._color("total"))
+        faint.setAlpha(55)
+        self.raw_curves["total"].setPen(pg.mkPen(faint, width=1))
+
+    @staticmethod
+    def _color(key: str) -> str:
+        if key == "total":
+            return "#e8e8e8" if current_theme() == "dark" else "#262626"
+        return TERM_COLORS[key]
+
+    # --- drawing ------------------------------------------------------------------
+    def _invalidate_smoothing(self) -> None:
+        self._smoothed, self._zi, self._smoothed_n = {}, {}, 0
+        self._dirty = True
+
+    def _update_smoothing(self) -> None:
+        """Extend the smoothed series over the new points only (lfilter keeps the EMA state)."""
+        n, start, w = len(self.history), self._smoothed_n, self._smoothing
+        if n == start:
+            return
+        debias = 1.0 - w ** np.arange(start + 1, n + 1, dtype=np.float64) if w > 0 else None
+        for key in CURVE_KEYS:
+            new = self.history.values(key)[start:n]
+            if w > 0:
+                finite = np.where(np.isfinite(new), new, 0.0)
+                zi = self._zi.get(key, np.zeros(1))
+                biased, self._zi[key] = lfilter([1.0 - w], [1.0, -w], finite, zi=zi)
+                new = biased / debias
+            old = self._smoothed.get(key)
+            self._smoothed[key] = new.copy() if old is None else np.concatenate([old, new])
+        self._smoothed_n = n
+
+    def redraw_if_needed(self) -> None:
+        if not self._dirty or not self.isVisible():
+            return
+        self._dirty = False
+        self._update_smoothing()
+        x = self.history.epochs if self._x_axis == "epoch" else self.history.steps.astype(np.float64)
+        smoothing = self._smoothing > 0
+        for key in CURVE_KEYS:
+            self.curves[key].setData(x, self._smoothed.get(key, np.zeros(0)))
+            raw = self.raw_curves[key]
+            if smoothing:
+                raw.setData(x, self.history.values(key))
+                raw.setVisible(self.curves[key].isVisible())
+            else:
+                raw.setVisible(False)
+
+    def showEvent(self, event):
+        self._dirty = True
+        super().showEvent(event)

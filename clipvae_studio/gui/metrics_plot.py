@@ -1,0 +1,66 @@
+"""Held-out metrics over training (from EvalEvent): zero-shot accuracy on top, reconstruction
+and KL divergence in nats below, x axes linked."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from .style import style_plot
+
+SERIES = {  # key: (plot, name, colour)
+    "zero_shot_accuracy": ("accuracy", "zero-shot accuracy", "#4e79a7"),
+    "label_decoder_accuracy": ("accuracy", "label decoder accuracy", "#59a14f"),
+    "recon_nats": ("nats", "reconstruction", "#e15759"),
+    "kld_nats": ("nats", "KLD", "#f28e2b"),
+}
+
+
+class MetricsPlot(QWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("metricsPlotPanel")
+        self.rows: list[dict] = []
+        self.layout_widget = pg.GraphicsLayoutWidget()
+        self.layout_widget.setObjectName("metricsPlot")
+        self.accuracy_plot = self.layout_widget.addPlot(row=0, col=0)
+        self.nats_plot = self.layout_widget.addPlot(row=1, col=0)
+        self.nats_plot.setXLink(self.accuracy_plot)
+        self.accuracy_plot.setLabel("left", "accuracy")
+        self.accuracy_plot.setYRange(0, 1, padding=0.02)
+        self.accuracy_plot.enableAutoRange(y=False)
+        self.nats_plot.setLabel("left", "nats / image")
+        self.nats_plot.setLabel("bottom", "step")
+        for plot in (self.accuracy_plot, self.nats_plot):
+            plot.showGrid(x=True, y=True, alpha=0.15)
+            plot.addLegend(offset=(-8, 6), labelTextSize="8pt")
+        plots = {"accuracy": self.accuracy_plot, "nats": self.nats_plot}
+        self.curves = {}
+        for key, (where, name, color) in SERIES.items():
+            self.curves[key] = plots[where].plot(pen=pg.mkPen(color, width=2), name=name,
+                                                 symbol="o", symbolSize=4, symbolPen=None, symbolBrush=color)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.layout_widget)
+
+    def add_metrics(self, metrics: dict) -> None:
+        if self.rows and metrics.get("step", 0) <= self.rows[-1].get("step", 0):
+            # a rolled-back or restarted run: drop the points it replaced
+            self.rows = [r for r in self.rows if r.get("step", 0) < metrics.get("step", 0)]
+        self.rows.append(dict(metrics))
+        self._redraw()
+
+    def set_rows(self, rows: list[dict]) -> None:
+        self.rows = [dict(r) for r in rows]
+        self._redraw()
+
+    def clear(self) -> None:
+        self.set_rows([])
+
+    def _redraw(self) -> None:
+        steps = np.array([r.get("step", 0) for r in self.rows], dtype=np.float64)
+        for key, curve in self.curves.items():
+            curve.setData(steps, np.array([r.get(key, np.nan) for r in self.rows], dtype=np.float64))
+
+    def apply_theme(self) -> None:
+        style_plot(self.layout_widget)

@@ -1,0 +1,114 @@
+"""The Qt-free training loop: control from another thread, events, determinism, divergence."""
+import threading
+import time
+
+import numpy as np
+import torch
+
+from clipvae_studio.core import Trainer, preset
+from clipvae_studio.core.events import ErrorEvent, EvalEvent, LatentSnapshot, StateEvent, StepEvent, WeightsEvent
+
+
+def small(**changes):
+    return preset("studio").with_values(width=32, depth=1, batch_size=64, snapshot_size=200,
+                                        eval_every_steps=25, **changes)
+
+
+def test_events_and_history(mnist5k):
+    events = []
+    trainer = Trainer(small(), mnist5k, listener=events.append, eval_size=200, publish_weights=True)
+    summary = trainer.run(max_steps=50)
+    kinds = {type(e) for e in events}
+    assert {StepEvent, EvalEvent, LatentSnapshot, WeightsEvent, StateEvent} <= kinds
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    assert [e.step for e in steps] == list(range(1, 51))
+    assert set(steps[0].losses) == {"total", "clip", "kld_image", "kld_label", "rec_image", "ce_label"}
+    assert summary["steps"] == 50 and summary["samples"] == 50 * 64
+    assert len(trainer.history["total"]) == 50
+    snap = next(e for e in events if isinstance(e, LatentSnapshot))
+    assert snap.mu.shape == (200, 16) and snap.label_mu.shape == (10, 16)
+    assert np.array_equal(snap.labels, mnist5k.test_labels.numpy()[snap.indices])
+    evals = [e.metrics for e in events if isinstance(e, EvalEvent)]
+    assert [m["step"] for m in evals] == [25, 50]
+    assert 0 <= evals[-1]["zero_shot_accuracy"] <= 1 and evals[-1]["recon_nats"] > 0
+    assert [e.state for e in events if isinstance(e, StateEvent)][-1] == "finished"
+
+
+def test_training_learns(mnist5k):
+    trainer = Trainer(preset("studio"), mnist5k)
+    before = trainer.run_evaluation()
+    trainer.run(max_steps=150)
+    after = trainer.last_metrics
+    assert after["zero_shot_accuracy"] > max(0.6, before["zero_shot_accuracy"] + 0.3)
+    assert after["recon_nats"] < before["recon_nats"] - 100
+
+
+def test_same_seed_same_run(mnist5k):
+    runs = []
+    for _ in range(2):
+        trainer = Trainer(small(seed=3), mnist5k, eval_size=100)
+        trainer.run(max_steps=15)
+        runs.append(list(trainer.history["total"]))
+    assert runs[0] == runs[1]
+    other = Trainer(small(seed=4), mnist5k, eval_size=100)
+    other.run(max_steps=15)
+    assert other.history["total"] != runs[0]
+
+
+def test_pause_step_resume_stop_from_another_thread(mnist5k):
+    trainer = Trainer(small(), mnist5k, eval_size=100)
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(trainer.run()))
+    thread.start()
+    deadline = time.monotonic() + 10
+    while trainer.step_count < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    trainer.pause()
+    time.sleep(0.3)
+    paused_at = trainer.step_count
+    time.sleep(0.3)
+    assert trainer.step_count == paused_at and trainer.state == "paused"
+    trainer.step()
+    deadline = time.monotonic() + 5
+    while trainer.step_count == paused_at and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert trainer.step_count == paused_at + 1
+    trainer.resume()
+    time.sleep(0.3)
+    assert trainer.step_count > paused_at + 1
+    t0 = time.monotonic()
+    trainer.stop()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert time.monotonic() - t0 < 1.0  # includes the final evaluation on 100 images
+    assert result["state"] == "stopped" and trainer.state == "stopped"
+
+
+def test_step_when_idle_is_synchronous(mnist5k):
+    trainer = Trainer(small(), mnist5k, eval_size=100)
+    losses = trainer.step()
+    assert trainer.step_count == 1 and losses["total"] > 0
+
+
+def test_nonfinite_loss_stops_and_leaves_finite_weights(mnist5k):
+    events = []
+    trainer = Trainer(small(lr=1e3), mnist5k, listener=events.append, eval_size=100)
+    summary = trainer.run(max_steps=500)
+    errors = [e for e in events if isinstance(e, ErrorEvent)]
+    assert len(errors) == 1 and "non-finite" in errors[0].message
+    assert summary["state"] == "error" and summary["total_steps"] < 500
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    assert trainer.step_count == errors[0].restored_step
+    assert len(trainer.history["total"]) == trainer.step_count
+    # it can be trained again with a sane learning rate from the rolled-back weights
+    for group in trainer.optimizer.param_groups:
+        group["lr"] = 1e-4
+    trainer.config = trainer.config.with_values(lr=1e-4)
+    assert trainer.step() is not None and trainer.step_count == errors[0].restored_step + 1
+
+
+def test_time_budget(mnist5k):
+    trainer = Trainer(small(), mnist5k, eval_size=100)
+    summary = trainer.run(time_budget=0.5)
+    assert summary["state"] == "finished" and 0.5 <= summary["seconds"] < 1.5

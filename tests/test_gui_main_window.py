@@ -1,0 +1,233 @@
+"""The studio window driven like a user would: real QActions, real training in the worker thread."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import QtMsgType, qInstallMessageHandler
+from PySide6.QtGui import QAction
+
+pytest.importorskip("pytestqt")
+
+from clipvae_studio.gui import MainWindow  # noqa: E402
+
+WAIT_MS = 60_000  # generous: the CI machine is shared
+
+
+def make_window(qtbot, dataset, **config):
+    from clipvae_studio.core import preset
+
+    window = MainWindow(dataset=dataset, config=preset("studio").with_values(**config) if config else None)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    return window
+
+
+def action(window, name) -> QAction:
+    found = window.findChild(QAction, name)
+    assert found is not None, name
+    return found
+
+
+def enabled(window):
+    return {name: action(window, name).isEnabled()
+            for name in ("actionStart", "actionPause", "actionStop", "actionStep", "actionReset")}
+
+
+class Recorder:
+    """Stands in for MainWindow.show_message (the one message helper), so no box ever blocks."""
+
+    def __init__(self, answer=False):
+        self.calls = []
+        self.answer = answer
+
+    def __call__(self, title, text, kind="info", on_answer=None):
+        self.calls.append({"title": title, "text": text, "kind": kind, "on_answer": on_answer})
+        return self.answer if kind == "question" and on_answer is None else None
+
+
+@pytest.fixture
+def qt_messages():
+    """Every Qt warning/debug message printed while the test runs."""
+    seen = []
+
+    def handler(mode, context, message):
+        seen.append(message)
+
+    previous = qInstallMessageHandler(handler)
+    yield seen
+    qInstallMessageHandler(previous)
+
+
+def test_controls_train_pause_step_stop(qtbot, mnist5k):
+    window = make_window(qtbot, mnist5k)
+    assert window.objectName() == "MainWindow"
+    assert window.findChild(type(window.training_toolbar), "trainingToolbar") is window.training_toolbar
+    assert window.state == "idle"
+    assert enabled(window) == {"actionStart": True, "actionPause": False, "actionStop": False,
+                               "actionStep": True, "actionReset": True}
+
+    action(window, "actionStart").trigger()
+    curve = window.loss_plot.curves["total"]
+    qtbot.waitUntil(lambda: curve.xData is not None and len(curve.xData) >= 5, timeout=WAIT_MS)
+    assert np.all(np.isfinite(curve.yData)) and np.all(np.diff(curve.xData) > 0)
+    assert window.loss_plot.plot_widget.objectName() == "lossPlot"
+
+    def scatter_points():
+        return sum(len(item.data) for item in window.canvas.scatter_items)
+
+    qtbot.waitUntil(lambda: window.canvas.snapshot is not None and window.canvas.snapshot.step > 0, timeout=WAIT_MS)
+    assert scatter_points() == len(window.canvas.snapshot.mu) > 0
+    assert window.state == "running"
+    assert enabled(window) == {"actionStart": False, "actionPause": True, "actionStop": True,
+                               "actionStep": False, "actionReset": False}
+    # fields the loop cannot take mid-run are locked; the learning rate is not
+    assert not window.settings_panel.editors["batch_size"].isEnabled()
+    assert not window.settings_panel.editors["z_dim"].isEnabled()
+    assert window.settings_panel.editors["lr"].isEnabled()
+
+    action(window, "actionPause").trigger()
+    qtbot.waitUntil(lambda: window.state == "paused", timeout=WAIT_MS)
+    assert enabled(window) == {"actionStart": True, "actionPause": False, "actionStop": True,
+                               "actionStep": True, "actionReset": True}
+    paused_at = window.trainer.step_count
+    qtbot.wait(400)
+    assert window.trainer.step_count == paused_at
+
+    action(window, "actionStep").trigger()
+    qtbot.waitUntil(lambda: window.trainer.step_count == paused_at + 1, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.loss_plot.history.steps[-1] == paused_at + 1, timeout=WAIT_MS)
+    qtbot.wait(400)
+    assert window.trainer.step_count == paused_at + 1
+    assert window.state == "paused"
+
+    action(window, "actionStop").trigger()
+    qtbot.waitUntil(lambda: window.state == "stopped", timeout=WAIT_MS)
+    assert enabled(window) == {"actionStart": True, "actionPause": False, "actionStop": False,
+                               "actionStep": True, "actionReset": True}
+    assert window.settings_panel.editors["batch_size"].isEnabled()
+    assert "step" in window.status_labels["step"].text()
+
+    # resume after stop continues from the same step, then the space bar pauses
+    stopped_at = window.trainer.step_count
+    action(window, "actionStart").trigger()
+    qtbot.waitUntil(lambda: window.trainer.step_count > stopped_at + 2, timeout=WAIT_MS)
+    action(window, "actionToggleTraining").trigger()
+    qtbot.waitUntil(lambda: window.state == "paused", timeout=WAIT_MS)
+    window.close()
+    assert not window.worker.thread.isRunning()
+
+
+def test_close_during_training_joins_the_thread(qtbot, mnist5k, qt_messages):
+    window = make_window(qtbot, mnist5k)
+    action(window, "actionStart").trigger()
+    qtbot.waitUntil(lambda: window.trainer.step_count >= 3, timeout=WAIT_MS)
+    assert window.worker.thread.isRunning() and window.state == "running"
+    window.close()
+    assert not window.worker.thread.isRunning()
+    assert window.trainer.state == "stopped"
+    assert not [m for m in qt_messages if "QThread" in m]
+
+
+def test_corrupt_checkpoint_shows_a_message_and_keeps_the_model(qtbot, mnist5k, tmp_path, monkeypatch):
+    window = make_window(qtbot, mnist5k)
+    recorder = Recorder()
+    monkeypatch.setattr(window, "show_message", recorder)
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"PK\x03\x04 this is not a checkpoint" * 20)
+    from PySide6.QtWidgets import QFileDialog
+
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(bad), ""))
+    trainer, model = window.trainer, window.inference_model
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+    action(window, "actionOpenCheckpoint").trigger()
+
+    assert [c["kind"] for c in recorder.calls] == ["error"]
+    assert "broken.pt" in recorder.calls[0]["text"] and "unchanged" in recorder.calls[0]["text"]
+    assert window.trainer is trainer and window.inference_model is model
+    after = trainer.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_open_checkpoint_loads_weights_and_history(qtbot, mnist5k, trained_checkpoint, monkeypatch):
+    window = make_window(qtbot, mnist5k)
+    seen = []
+    window.inferenceModelChanged.connect(seen.append)
+    from PySide6.QtWidgets import QFileDialog
+
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(trained_checkpoint), ""))
+    action(window, "actionOpenCheckpoint").trigger()
+    assert window.trainer.step_count == 400
+    assert len(window.loss_plot.history) == 400
+    assert seen and seen[-1] is window.inference_model and window.canvas.model is window.inference_model
+    assert str(trained_checkpoint.resolve()) in window.recent_files()
+    # the trained model decodes a label latent into a picture the same model scores as that label
+    label_uv = window.canvas.projection.project(window.canvas.snapshot.label_mu[3:4])[0]
+    image, scores = window.canvas.decode_at(*label_uv)
+    assert image.shape == (28, 28) and 0 <= image.min() and image.max() <= 1
+    assert math.isclose(scores.sum(), 1, rel_tol=1e-5)
+
+
+def test_non_finite_loss_rolls_back_and_offers_a_lower_lr(qtbot, mnist5k, monkeypatch):
+    window = make_window(qtbot, mnist5k, eval_every_steps=10**6)
+    recorder = Recorder()
+    monkeypatch.setattr(window, "show_message", recorder)
+    trainer = window.trainer
+    honest = trainer.model.loss_terms
+
+    def poisoned(x, y, config):  # the loss turns NaN from step 25 on
+        terms = honest(x, y, config)
+        if trainer.step_count >= 25:
+            terms["clip"] = terms["clip"] * float("nan")
+        return terms
+
+    trainer.model.loss_terms = poisoned
+    action(window, "actionStart").trigger()
+    qtbot.waitUntil(lambda: window.state == "error", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: recorder.calls, timeout=WAIT_MS)
+    call = recorder.calls[-1]
+    assert call["kind"] == "question" and "rolled back to step 20" in call["text"]
+    assert trainer.step_count == 20
+    assert window.loss_plot.history.steps[-1] <= 20
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    assert action(window, "actionStart").isEnabled() and not action(window, "actionPause").isEnabled()
+
+    del trainer.model.loss_terms  # the cause is gone; accept the offer to go on with a lower lr
+    lr = trainer.config.lr
+    call["on_answer"](True)
+    assert trainer.config.lr == pytest.approx(lr / 10)
+    assert window.settings_panel.editors["lr"].value() == pytest.approx(lr / 10)
+    qtbot.waitUntil(lambda: trainer.step_count > 22, timeout=WAIT_MS)
+    window.close()
+
+
+def test_model_field_change_builds_a_fresh_model(qtbot, mnist5k):
+    window = make_window(qtbot, mnist5k)
+    old = window.trainer
+    editor = window.settings_panel.editors["z_dim"]
+    editor.setValue(2)  # a user edit (keyboard tracking off: committed value)
+    assert window.trainer is not old and window.trainer.model.z_dim == 2
+    assert window.inference_model.z_dim == 2
+    # z_dim 2: the exact projection becomes available and the map is the latent space itself
+    window.canvas.set_projection_mode("exact-2d")
+    assert window.canvas.mode == "exact-2d"
+    mu = window.canvas.snapshot.mu
+    assert np.allclose(window.canvas.points_uv(), mu)
+
+
+def test_layout_preset_and_settings_persist(qtbot, mnist5k):
+    from clipvae_studio.core.paths import studio_home
+    from clipvae_studio.gui.main_window import settings_file
+
+    window = make_window(qtbot, mnist5k)
+    assert settings_file().parent == studio_home()
+    window.set_preset("reference")
+    assert window.trainer.config.shared_blocks and window.preset_combo.currentData() == "reference"
+    window.close()
+    assert settings_file().is_file()
+    again = make_window(qtbot, mnist5k)
+    assert again.preset_name == "reference" and again.trainer.config.noise == "uniform"
+    again.set_preset("studio")
+    again.close()
