@@ -49,6 +49,21 @@ def build_parser() -> argparse.ArgumentParser:
     data_args(ev, default=None)
     ev.add_argument("--json", action="store_true")
     ev.add_argument("--device", choices=DEVICES, default="auto")
+    ev.add_argument("--classifier", metavar="CLF",
+                    help="judge generated images with this classifier (from train-classifier): "
+                         "conditional accuracy, diversity, confidence on z ~ N(0, I) samples")
+    ev.add_argument("--samples-per-label", type=int, default=100, help="posterior samples per label (default 100)")
+    ev.add_argument("--noise-samples", type=int, default=1000, help="z ~ N(0, I) samples (default 1000)")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the generation samples")
+
+    clf = sub.add_parser("train-classifier", help="train the independent CNN that judges generated images")
+    data_args(clf)
+    clf.add_argument("--out", required=True, help="classifier file to write")
+    clf.add_argument("--epochs", type=int, default=30)
+    clf.add_argument("--width", type=int, default=16, help="channels of the first conv layer")
+    clf.add_argument("--seed", type=int, default=0)
+    clf.add_argument("--device", choices=DEVICES, default="cpu")
+    clf.add_argument("--json", action="store_true", help="print one JSON summary line")
 
     sample = sub.add_parser("sample", help="decode a grid of samples to PNG")
     sample.add_argument("checkpoint")
@@ -71,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_gui(getattr(args, "checkpoint", None))
     from .core import CheckpointError, DatasetError, DeviceError
 
-    handlers = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample}
+    handlers = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample,
+                "train-classifier": cmd_train_classifier}
     try:
         return handlers[args.command](args)
     except (CLIError, CheckpointError, DatasetError, DeviceError, ValueError, FileNotFoundError) as exc:
@@ -175,11 +191,67 @@ def cmd_eval(args) -> int:
         metrics = evaluate(model, dataset.test_images, dataset.test_labels)
     result = {"checkpoint": args.checkpoint, "dataset": dataset.name, "split": "test",
               "source": ckpt.source, "step": ckpt.step, **metrics}
+    if args.classifier:
+        result.update(_generation_figures(model, dataset, args))
     if args.json:
         print(json.dumps(result))
     else:
         for key, value in result.items():
-            print(f"{key:>24}: {value:.4f}" if isinstance(value, float) else f"{key:>24}: {value}")
+            if key == "generation_per_label":
+                continue
+            print(f"{key:>32}: {value:.4f}" if isinstance(value, float) else f"{key:>32}: {value}")
+    return 0
+
+
+def _generation_figures(model, dataset, args) -> dict:
+    """Generation quality judged by an independent classifier (core/quality.py)."""
+    from .core.classifier import accuracy, load_classifier
+    from .core.quality import generation_report
+
+    if args.samples_per_label < 1 or args.noise_samples < 1:
+        raise CLIError("--samples-per-label and --noise-samples must be at least 1")
+    classifier, info = load_classifier(args.classifier)
+    if classifier.num_labels != model.num_labels or tuple(classifier.image_shape) != tuple(model.image_shape):
+        raise CLIError(f"{args.classifier}: the classifier knows {classifier.num_labels} labels of shape "
+                       f"{tuple(classifier.image_shape)}, the model {model.num_labels} of shape {tuple(model.image_shape)}")
+    classifier.to(model.device)
+    report = generation_report(model, classifier, dataset, per_label=args.samples_per_label,
+                               n_noise=args.noise_samples, seed=args.seed)
+    cond, uncond = report["conditional"], report["unconditional"]
+    return {
+        "classifier": args.classifier,
+        "classifier_test_accuracy": accuracy(classifier, dataset.test_images, dataset.test_labels),
+        "conditional_accuracy": cond["accuracy"],
+        "conditional_min_label_accuracy": cond["min_label_accuracy"],
+        "conditional_diversity": cond["diversity"],
+        "real_test_diversity": cond["real_diversity"],
+        "unconditional_confident_share": uncond["confident_share"],
+        "unconditional_mean_confidence": uncond["mean_confidence"],
+        "unconditional_effective_labels": uncond["effective_labels"],
+        "generation_per_label": cond["per_label"],
+    }
+
+
+def cmd_train_classifier(args) -> int:
+    from .core.classifier import save_classifier, train_classifier
+
+    if args.epochs < 1 or args.width < 1:
+        raise CLIError("--epochs and --width must be at least 1")
+    dataset = _dataset(args)
+
+    def progress(epoch, epochs, loss):
+        if not args.json:
+            print(f"epoch {epoch}/{epochs}: loss {loss:.3f}", file=sys.stderr)
+
+    classifier, info = train_classifier(dataset, epochs=args.epochs, width=args.width, seed=args.seed,
+                                        device=args.device, progress=progress)
+    save_classifier(args.out, classifier.cpu(), info, dataset.name)
+    summary = {"classifier": args.out, "dataset": dataset.name, **info}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"test accuracy {info['test_accuracy']:.4f} (train {info['train_accuracy']:.4f}) after "
+              f"{info['epochs']} epochs in {info['seconds']:.1f} s; wrote {args.out}", file=sys.stderr)
     return 0
 
 

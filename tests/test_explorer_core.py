@@ -96,7 +96,7 @@ def test_tsne_of_image_and_label_latents(model, mnist5k):
     data = cluster_input(model, mnist5k.test_images, mnist5k.test_labels, count=300)
     assert data.image_mu.shape == (300, model.z_dim) and len(np.unique(data.indices)) == 300
     progress = []
-    emb = embed_clusters(data, max_iter=250, progress=progress.append)
+    emb = embed_clusters(data, max_iter=300, progress=progress.append)
     assert emb.image_xy.shape == (300, 2) and emb.label_xy.shape == (model.num_labels, 2)
     assert progress and progress[-1] == 1.0 and progress == sorted(progress)
     # Each label latent lands nearer its own class's images than the average image (trained model).

@@ -151,7 +151,19 @@ def test_corrupt_checkpoint_shows_a_message_and_keeps_the_model(qtbot, mnist5k, 
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
-def test_open_checkpoint_loads_weights_and_history(qtbot, mnist5k, trained_checkpoint, monkeypatch):
+@pytest.fixture(scope="module")
+def short_checkpoint(mnist5k, tmp_path_factory):
+    from clipvae_studio.core import Trainer, preset, save_trainer
+
+    trainer = Trainer(preset("studio").with_values(eval_every_steps=20), mnist5k)
+    trainer.run(max_steps=40)
+    path = tmp_path_factory.mktemp("ckpt") / "short.pt"
+    save_trainer(path, trainer)
+    return path
+
+
+def test_open_checkpoint_loads_weights_and_history(qtbot, mnist5k, short_checkpoint, monkeypatch):
+    trained_checkpoint = short_checkpoint
     window = make_window(qtbot, mnist5k)
     seen = []
     window.inferenceModelChanged.connect(seen.append)
@@ -159,8 +171,9 @@ def test_open_checkpoint_loads_weights_and_history(qtbot, mnist5k, trained_check
 
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(trained_checkpoint), ""))
     action(window, "actionOpenCheckpoint").trigger()
-    assert window.trainer.step_count == 400
-    assert len(window.loss_plot.history) == 400
+    assert window.trainer.step_count == 40 and not window.unsaved
+    assert len(window.loss_plot.history) == 40
+    assert [r["step"] for r in window.metrics_plot.rows] == [20, 40]
     assert seen and seen[-1] is window.inference_model and window.canvas.model is window.inference_model
     assert str(trained_checkpoint.resolve()) in window.recent_files()
     # the trained model decodes a label latent into a picture the same model scores as that label
@@ -186,7 +199,7 @@ def test_non_finite_loss_rolls_back_and_offers_a_lower_lr(qtbot, mnist5k, monkey
     trainer.model.loss_terms = poisoned
     action(window, "actionStart").trigger()
     qtbot.waitUntil(lambda: window.state == "error", timeout=WAIT_MS)
-    qtbot.waitUntil(lambda: recorder.calls, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: bool(recorder.calls), timeout=WAIT_MS)
     call = recorder.calls[-1]
     assert call["kind"] == "question" and "rolled back to step 20" in call["text"]
     assert trainer.step_count == 20

@@ -68,7 +68,7 @@ def test_crashed_session_is_found_and_resumes_exactly(mnist5k, tmp_path):
                           eval_every_steps=10**6), load_dataset("mnist5k"), eval_size=100)
         session = AutosaveSession({str(tmp_path)!r}, interval_s=3600).begin()
         trainer.run(max_steps=12)
-        session.save(trainer)
+        session.save(trainer, meta={{"dataset_source": ["mnist5k", None]}})
         os.kill(os.getpid(), 9)  # SIGKILL: no clean-up of any kind
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
@@ -77,6 +77,7 @@ def test_crashed_session_is_found_and_resumes_exactly(mnist5k, tmp_path):
     found = find_recoveries(tmp_path)
     assert len(found) == 1 and found[0].checkpoint.is_file()
     assert found[0].pid not in (None, os.getpid())
+    assert found[0].meta == {"dataset_source": ["mnist5k", None]}
     saved = torch.load(found[0].checkpoint, weights_only=True)
 
     trainer = restore_trainer(found[0].checkpoint, mnist5k, eval_size=100)
@@ -97,9 +98,23 @@ def test_crashed_session_is_found_and_resumes_exactly(mnist5k, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_crash_before_first_autosave_is_tidied_silently(tmp_path):
+def test_which_leftovers_count_as_crashes(trained, tmp_path):
+    # crashed before its first autosave: nothing to offer, tidied away
     (tmp_path / "session-999999-dead.lock").write_text('{"pid": 999999}')
     assert find_recoveries(tmp_path) == []
+    assert list(tmp_path.iterdir()) == []
+    # a window of this very process dropped without closing (its lock released): not a crash
+    dropped = AutosaveSession(tmp_path).begin()
+    dropped.save(trained)
+    dropped._lock_file.close()
+    assert find_recoveries(tmp_path) == []
+    assert list(tmp_path.iterdir()) == []
+    # a crashed process whose pid this process happens to have again (pid reuse): still a crash
+    save_trainer(tmp_path / "recovery-reused.pt", trained)
+    (tmp_path / "session-reused.lock").write_text(f'{{"pid": {os.getpid()}, "token": "another process"}}')
+    found = find_recoveries(tmp_path)
+    assert [r.checkpoint.name for r in found] == ["recovery-reused.pt"] and found[0].meta == {}
+    found[0].discard()
     assert list(tmp_path.iterdir()) == []
 
 
@@ -117,7 +132,8 @@ def test_failing_autosave_keeps_the_previous_recovery_and_training_goes_on(train
     assert session.save(trained) is None
     assert "No space left" in session.last_error
     assert session.checkpoint.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([session.checkpoint.name, session.lock_path.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [session.checkpoint.name, session.checkpoint.with_suffix(".json").name, session.lock_path.name])
     monkeypatch.undo()
     assert session.save(trained) == session.checkpoint and session.last_error is None
     assert load_checkpoint(session.checkpoint).step == trained.step_count

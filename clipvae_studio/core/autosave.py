@@ -4,6 +4,7 @@ Each running session (one studio window) owns two files in paths.recovery_dir():
 
     session-<id>.lock   held open with an exclusive lock for as long as the session lives
     recovery-<id>.pt    the latest autosave (an ordinary checkpoint, written atomically)
+    recovery-<id>.json  what the caller wants back with it (e.g. where the dataset came from)
 
 A clean exit removes both. The operating system drops the lock when a process dies, even by
 SIGKILL or power loss, so a lock file that nobody holds marks a session that crashed; its
@@ -29,6 +30,9 @@ except ImportError:  # pragma: no cover - Windows
 
 DEFAULT_INTERVAL_S = 120.0  # autosave every two minutes of a running session
 INTERVAL_ENV = "CLIPVAE_STUDIO_AUTOSAVE_S"  # lets tests and impatient users shorten it
+# Process ids are reused (in a container the next launch may well get the crashed one's pid), so
+# each process also marks its sessions with a random token.
+PROCESS_TOKEN = uuid.uuid4().hex
 
 
 def autosave_interval() -> float:
@@ -47,6 +51,7 @@ class Recovery:
     lock: Path
     pid: int | None
     started: float | None  # time.time() when the crashed session began
+    meta: dict  # what the crashed session passed to save(meta=...)
 
     @property
     def saved_at(self) -> float:
@@ -57,7 +62,7 @@ class Recovery:
         return load_checkpoint(self.checkpoint, image_shape, num_labels)
 
     def discard(self) -> None:
-        for path in (self.checkpoint, self.lock):
+        for path in (self.checkpoint, _meta_path(self.checkpoint), self.lock):
             _unlink(path)
 
 
@@ -82,7 +87,8 @@ class AutosaveSession:
         fh = open(self.lock_path, "w", encoding="utf-8")
         if fcntl is not None:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}, fh)
+        json.dump({"pid": os.getpid(), "token": PROCESS_TOKEN, "host": socket.gethostname(),
+                   "started": time.time()}, fh)
         fh.flush()
         self._lock_file = fh
         self._last_save = self._clock()
@@ -90,8 +96,8 @@ class AutosaveSession:
 
     def end(self) -> None:
         """A clean exit: nothing to recover next time."""
-        _unlink(self.checkpoint)
-        _unlink(self.lock_path)
+        for path in (self.checkpoint, _meta_path(self.checkpoint), self.lock_path):
+            _unlink(path)
         if self._lock_file is not None:
             self._lock_file.close()  # closing releases the lock
             self._lock_file = None
@@ -110,13 +116,15 @@ class AutosaveSession:
     def due(self) -> bool:
         return self._clock() - self._last_save >= self.interval_s
 
-    def save(self, trainer, dataset_name: str | None = None) -> Path | None:
+    def save(self, trainer, dataset_name: str | None = None, meta: dict | None = None) -> Path | None:
         """Write the recovery checkpoint now. A failure (full disk...) is kept in last_error,
         never raised: autosave must not take training down with it, and the previous
-        recovery file stays intact because checkpoints are written atomically."""
+        recovery file stays intact because checkpoints are written atomically.
+        `meta` (plain JSON data) comes back as Recovery.meta."""
         self._last_save = self._clock()
         try:
             save_trainer(self.checkpoint, trainer, dataset_name)
+            _write_json(_meta_path(self.checkpoint), meta or {})
         except CheckpointError as exc:
             self.last_error = str(exc)
             return None
@@ -124,14 +132,16 @@ class AutosaveSession:
         self.saves += 1
         return self.checkpoint
 
-    def maybe_save(self, trainer, dataset_name: str | None = None) -> Path | None:
+    def maybe_save(self, trainer, dataset_name: str | None = None, meta: dict | None = None) -> Path | None:
         """Save if the interval has passed since the last save."""
-        return self.save(trainer, dataset_name) if self.due() else None
+        return self.save(trainer, dataset_name, meta) if self.due() else None
 
     def adopt(self, recovery: Recovery) -> None:
         """Take over a crashed session's checkpoint as this session's recovery file, so that it
         stays recoverable until this session has saved its own (a second crash loses nothing)."""
         os.replace(recovery.checkpoint, self.checkpoint)
+        _write_json(_meta_path(self.checkpoint), recovery.meta)
+        _unlink(_meta_path(recovery.checkpoint))
         _unlink(recovery.lock)
 
 
@@ -145,11 +155,14 @@ def find_recoveries(folder=None) -> list[Recovery]:
             continue
         session_id = lock.name[len("session-"):-len(".lock")]
         checkpoint = folder / f"recovery-{session_id}.pt"
-        if not checkpoint.is_file():
-            _unlink(lock)
-            continue
         info = _read_json(lock)
-        found.append(Recovery(checkpoint, lock, info.get("pid"), info.get("started")))
+        if not checkpoint.is_file() or info.get("token") == PROCESS_TOKEN:
+            # never saved, or a window of this very process dropped without closing: not a crash
+            for path in (checkpoint, _meta_path(checkpoint), lock):
+                _unlink(path)
+            continue
+        found.append(Recovery(checkpoint, lock, info.get("pid"), info.get("started"),
+                              _read_json(_meta_path(checkpoint))))
     found.sort(key=lambda r: r.saved_at, reverse=True)
     return found
 
@@ -175,6 +188,21 @@ def _read_json(path: Path) -> dict:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _meta_path(checkpoint: Path) -> Path:
+    return checkpoint.with_suffix(".json")
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Atomically, like the checkpoint; a failure is reported as CheckpointError."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, path)
+    except (OSError, TypeError, ValueError) as exc:
+        _unlink(tmp)
+        raise CheckpointError(f"cannot save to {path}: {exc}") from None
 
 
 def _unlink(path: Path) -> None:

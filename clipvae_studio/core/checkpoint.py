@@ -93,10 +93,16 @@ def save_checkpoint(path, model: CLIPVAE, config: TrainConfig, *, optimizer=None
 
 
 def save_trainer(path, trainer, dataset_name: str | None = None) -> Path:
+    """Save a trainer, also while it trains in another thread (autosave): the lock keeps weights and
+    optimiser state from one step; the history lists are cut to a common length because the
+    training thread appends to them after it has released the lock."""
     with trainer.lock:
+        history = {k: list(v) for k, v in trainer.history.items()}
+        rows = min((len(v) for v in history.values()), default=0)
         return save_checkpoint(path, trainer.model, trainer.config, optimizer=trainer.optimizer,
-                               step=trainer.step_count, epoch=trainer.epoch, history=trainer.history,
-                               eval_history=trainer.eval_history, train_seconds=trainer.train_seconds,
+                               step=trainer.step_count, epoch=trainer.epoch,
+                               history={k: v[:rows] for k, v in history.items()},
+                               eval_history=list(trainer.eval_history), train_seconds=trainer.train_seconds,
                                dataset=dataset_name or trainer.dataset.name)
 
 

@@ -108,3 +108,16 @@ def generation_report(model, classifier, dataset=None, per_label: int = 100, n_n
     cond = conditional_generation(model, classifier, per_label, seed, *real)
     uncond = unconditional_generation(model, classifier, n_noise, seed + 1)
     return {"conditional": cond, "unconditional": uncond}
+
+
+@torch.no_grad()
+def sample_grid(model, per_label: int = 10, noise_rows: int = 2, seed: int = 0) -> torch.Tensor:
+    """Images for a sample sheet: one row of q(z | label) samples per label, then `noise_rows`
+    rows of z ~ N(0, I) samples; (num_labels + noise_rows) * per_label x C x H x W."""
+    generator = torch.Generator().manual_seed(seed)
+    was = model.training
+    model.eval()
+    rows = [sample_label(model, label, per_label, generator) for label in range(model.num_labels)]
+    rows.append(sample_noise(model, noise_rows * per_label, generator))
+    model.train(was)
+    return torch.cat(rows)

@@ -1,5 +1,187 @@
-"""Autosave while training and the offer to restore after a crash (filled in by the reliability work)."""
+"""Autosave while training and the offer to restore after a crash.
+
+The window gets a RecoveryController (window.recovery). It writes the current trainer to a
+recovery checkpoint every few minutes and whenever training stops, removes it when the window
+closes normally, and at launch offers back what a crashed session left (core/autosave.py does
+the files; this module only adds the timer and the questions).
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtWidgets import QApplication
+
+from ..core.autosave import INTERVAL_ENV, AutosaveSession, Recovery, autosave_interval, find_recoveries
+from ..core.checkpoint import CheckpointError
+from ..core.trainer import Trainer
+
+SETTING_KEY = "recovery/autosave_minutes"  # in studio.ini; $CLIPVAE_STUDIO_AUTOSAVE_S wins (seconds)
+STOPPED_STATES = ("paused", "stopped", "finished", "error")
 
 
 def install_recovery(window) -> None:
     """Attach autosave and crash recovery to a MainWindow."""
+    window.recovery = RecoveryController(window)
+
+
+class RecoveryController(QObject):
+    def __init__(self, window):
+        super().__init__(window)
+        self.window = window
+        self.session: AutosaveSession | None = None
+        self.offer_box = None  # the "restore?" question while it is open (tests answer it)
+        self.pending: Recovery | None = None
+        self._saved_key = None  # (trainer id, step) of the last autosave
+        self._warned = False
+        self._dataset_tried = False
+        try:
+            self.session = AutosaveSession(interval_s=self._interval_s()).begin()
+        except OSError as exc:  # e.g. a read-only home: work on, but say that autosave is off
+            reason = f"{exc.strerror or exc}" + (f": {exc.filename}" if getattr(exc, "filename", None) else "")
+            QTimer.singleShot(0, lambda: window.show_message(
+                "Autosave is off", f"Recovery checkpoints cannot be written ({reason}).", "warning"))
+            return
+        self.timer = QTimer(self)
+        self.timer.setObjectName("autosaveTimer")
+        self.timer.setInterval(int(self.session.interval_s * 1000))
+        self.timer.timeout.connect(self.autosave)
+        self.timer.start()
+        window.stateChanged.connect(self._on_state)
+        window.installEventFilter(self)
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.end)
+        QTimer.singleShot(0, self.offer_restore)
+
+    def _interval_s(self) -> float:
+        if os.environ.get(INTERVAL_ENV):
+            return autosave_interval()
+        try:
+            minutes = float(self.window.settings.value(SETTING_KEY, 2))
+        except (TypeError, ValueError):
+            minutes = 2.0
+        return minutes * 60 if minutes > 0 else autosave_interval()
+
+    def set_interval(self, seconds: float) -> None:
+        if self.session is not None:
+            self.session.interval_s = float(seconds)
+            self.timer.setInterval(int(seconds * 1000))
+
+    # --- saving -----------------------------------------------------------------------
+    def autosave(self) -> Path | None:
+        """Write the recovery checkpoint if the model changed since the last one."""
+        window, session = self.window, self.session
+        trainer = window.trainer
+        if session is None or not session.active or trainer is None or trainer.step_count == 0:
+            return None
+        key = (id(trainer), trainer.step_count)
+        if key == self._saved_key:
+            return None
+        kind, path = window.dataset_source
+        meta = {"dataset_source": [kind, str(path) if path else None], "checkpoint_path": window.checkpoint_path,
+                "saved": time.time()}
+        written = session.save(trainer, window.dataset.name, meta)
+        if written is not None:
+            self._saved_key = key
+            self._warned = False
+        elif not self._warned:  # once per failure streak: the old recovery file is still intact
+            self._warned = True
+            window.show_message("Autosave failed", f"{session.last_error}\n\nTraining goes on; autosave will "
+                                "try again.", "warning")
+        return written
+
+    def _on_state(self, state: str) -> None:
+        if state in STOPPED_STATES:
+            self.autosave()
+
+    def end(self) -> None:
+        """A clean exit: the recovery files go."""
+        if self.session is not None and self.session.active:
+            self.timer.stop()
+            self.session.end()
+
+    def eventFilter(self, obj, event) -> bool:
+        if obj is self.window and event.type() == QEvent.Type.Close:
+            self.end()
+        return False
+
+    # --- restoring -----------------------------------------------------------------------
+    def offer_restore(self) -> bool:
+        """If a crashed session left a checkpoint, ask whether to restore it. True if asked."""
+        if self.session is None:
+            return False
+        recoveries = find_recoveries(self.session.folder)
+        if not recoveries:
+            return False
+        recovery = recoveries[0]
+        try:
+            ckpt = recovery.load()
+        except CheckpointError as exc:
+            recovery.discard()
+            self.window.show_message("Recovery file unreadable", f"A recovery checkpoint was found but cannot "
+                                     f"be used: {exc}", "warning")
+            return False
+        self.pending = recovery
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(recovery.saved_at))
+        text = (f"CLIP-VAE Studio did not close normally last time. Its last autosave ({when}) holds a model "
+                f"trained for {ckpt.step:,} steps on {ckpt.dataset or 'an unknown dataset'}, with its optimiser "
+                f"state and loss history.\n\nRestore it? (No deletes the autosave.)")
+        self.offer_box = self.window.show_message("Restore the last session?", text, "question",
+                                                  on_answer=lambda yes: self._answered(recovery, yes))
+        return True
+
+    def _answered(self, recovery: Recovery, yes: bool) -> None:
+        self.offer_box = None
+        if yes:
+            self.restore(recovery)
+        else:
+            self.pending = None
+            recovery.discard()
+
+    def restore(self, recovery: Recovery) -> bool:
+        """Make the recovered model current; it continues with the same optimiser state and history."""
+        window = self.window
+        if window._dataset_load is not None:  # a dataset is still loading: restore once it is in
+            window._dataset_load.finished.connect(lambda *_: QTimer.singleShot(0, lambda: self.restore(recovery)))
+            return False
+        try:
+            ckpt = recovery.load()
+        except CheckpointError as exc:
+            window.show_message("Could not restore", str(exc), "error")
+            return False
+        dataset = window.dataset
+        fits = (tuple(ckpt.model.image_shape) == tuple(dataset.image_shape)
+                and ckpt.model.num_labels == dataset.num_labels and ckpt.dataset in (None, dataset.name))
+        if not fits:
+            source = recovery.meta.get("dataset_source")
+            if source and not self._dataset_tried and tuple(source) != tuple(window.dataset_source):
+                self._dataset_tried = True  # load the crashed session's dataset, then try once more
+                load = window.load_dataset_async(source[0], source[1], confirm=False)
+                if load is not None:
+                    load.finished.connect(lambda *_: QTimer.singleShot(0, lambda: self.restore(recovery)))
+                    return False
+            window.show_message("Could not restore", f"The autosave was made on {ckpt.dataset}, which cannot be "
+                                f"opened now. It is kept in {recovery.checkpoint} and will be offered again at the "
+                                "next start; File > Open checkpoint opens it once the dataset is back.", "warning")
+            return False
+        window._stop_and_wait()
+        try:
+            trainer = Trainer(ckpt.config, dataset, model=ckpt.model, publish_weights=True)
+        except Exception:  # saved with a device this machine lacks: train where we can
+            trainer = Trainer(ckpt.config.with_values(device="auto"), dataset, model=ckpt.model, publish_weights=True)
+        trainer.restore(ckpt.payload())
+        window.checkpoint_path = recovery.meta.get("checkpoint_path")
+        window._install_trainer(trainer, saved=False)
+        if self.session is not None:
+            try:
+                self.session.adopt(recovery)  # stays recoverable should this session crash too
+                self._saved_key = (id(trainer), trainer.step_count)
+            except OSError:
+                pass  # the old file stays where it is and is offered again next time
+        self.pending = None
+        window.statusBar().showMessage(f"Restored the autosave at step {trainer.step_count:,}; Start continues "
+                                       "training from there", 8000)
+        return True

@@ -19,9 +19,10 @@ from ..core.config import (ARCHITECTURES, CLIP_MODES, DEVICES, FIELD_HELP, LR_SC
 CHOICES = {"arch": ARCHITECTURES, "noise": NOISE_KINDS, "clip_mode": CLIP_MODES, "rec_reduction": REDUCTIONS,
            "kld_reduction": REDUCTIONS, "lr_schedule": LR_SCHEDULES, "device": DEVICES}
 # Read by the trainer on every step, so they may change mid-run.
-LIVE_FIELDS = ("clip_mode", "rec_reduction", "kld_reduction", "w_clip", "w_kld_image", "w_kld_label",
-               "w_rec_image", "w_ce_label", "kl_warmup_steps", "free_bits", "lr", "lr_schedule", "epochs",
-               "eval_every_steps", "snapshot_every_s")
+# Loss weights (w_*) are all read per step.
+LIVE_FIELDS = ("clip_mode", "rec_reduction", "kld_reduction", "kl_warmup_steps", "free_bits", "lr", "lr_schedule",
+               "epochs", "eval_every_steps", "snapshot_every_s") + tuple(
+    f.name for f in fields(TrainConfig) if f.name.startswith("w_"))
 INT_RANGES = {"z_dim": (1, 512), "width": (4, 4096), "depth": (0, 64), "kl_warmup_steps": (0, 10_000_000),
               "batch_size": (1, 16384), "epochs": (1, 1_000_000), "seed": (0, 2**31 - 1),
               "eval_every_steps": (1, 10_000_000), "snapshot_size": (10, 100_000)}
@@ -32,12 +33,22 @@ GROUPS = (("Model", MODEL_FIELDS),
                     "w_rec_image", "w_ce_label", "kl_warmup_steps", "free_bits")),
           ("Optimisation", ("lr", "weight_decay", "lr_schedule", "batch_size", "epochs", "seed", "device")),
           ("Reporting", ("eval_every_steps", "snapshot_every_s", "snapshot_size")))
+
+
+def _grouped() -> list[tuple[str, tuple[str, ...]]]:
+    """GROUPS plus any field added to TrainConfig later: loss weights join Loss, the rest Other."""
+    listed = {name for _, names in GROUPS for name in names}
+    extra = [f.name for f in fields(TrainConfig) if f.name not in listed]
+    groups = [(title, names + tuple(n for n in extra if title == "Loss" and n.startswith("w_")))
+              for title, names in GROUPS]
+    other = tuple(n for n in extra if not n.startswith("w_"))
+    return groups + ([("Other", other)] if other else [])
 LABELS = {"z_dim": "latent size", "w_clip": "weight CLIP", "w_kld_image": "weight KLD image",
           "w_kld_label": "weight KLD label", "w_rec_image": "weight rec. image", "w_ce_label": "weight CE label",
           "kl_warmup_steps": "KL warm-up steps", "free_bits": "free bits", "lr": "learning rate",
           "lr_schedule": "lr schedule", "batch_size": "batch size", "eval_every_steps": "evaluate every",
           "snapshot_every_s": "snapshot every (s)", "snapshot_size": "snapshot size",
-          "shared_blocks": "shared blocks", "clip_mode": "CLIP mode", "rec_reduction": "rec. reduction",
+          "shared_blocks": "shared blocks", "w_label_match": "weight label match", "clip_mode": "CLIP mode", "rec_reduction": "rec. reduction",
           "kld_reduction": "KLD reduction", "weight_decay": "weight decay"}
 
 
@@ -94,7 +105,7 @@ class SettingsPanel(QWidget):
         self.locked_note.setWordWrap(True)
         self.locked_note.hide()
         column.addWidget(self.locked_note)
-        for title, names in GROUPS:
+        for title, names in _grouped():
             box = QGroupBox(title)
             form = QFormLayout(box)
             form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)

@@ -73,6 +73,16 @@ class GalleryView(QWidget):
         corners = QGridLayout(corners_page)
         corners.setContentsMargins(0, 0, 0, 0)
         self.corner_combos = []
+        self.length_spin = QDoubleSpinBox()
+        self.length_spin.setObjectName("galleryLength")
+        self.length_spin.setRange(0.1, 10.0)
+        self.length_spin.setSingleStep(0.5)
+        self.length_spin.setValue(1.0)
+        self.length_spin.setToolTip("Multiply the blended label latents by this. CLIP compares directions only,\n"
+                                    "so label latents are often short; longer ones decode to sharper digits.")
+        self.length_spin.valueChanged.connect(lambda _v: self.refresh())
+        corners.addWidget(QLabel("length ×"), 2, 0)
+        corners.addWidget(self.length_spin, 2, 1)
         for i, name in enumerate(("top left", "top right", "bottom left", "bottom right")):
             combo = QComboBox()
             combo.setObjectName(f"galleryCorner{i}")
@@ -173,7 +183,8 @@ class GalleryView(QWidget):
             nrow = n
         elif mode == "corners":
             labels = tuple(max(0, c.currentIndex()) for c in self.corner_combos)
-            images, nrow = label_blend(model, corner_weights(labels, model.num_labels, n)), n
+            weights = corner_weights(labels, model.num_labels, n) * self.length_spin.value()
+            images, nrow = label_blend(model, weights), n
         else:
             a, b = self._ends(model)
             images, nrow = interpolate(model, a, b, n), n

@@ -1,0 +1,145 @@
+"""LatentCanvas: the interaction contract (left = pick, right/middle drag = pan), decoding, palette."""
+import numpy as np
+import pytest
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication
+
+pytest.importorskip("pytestqt")
+
+from clipvae_studio.core import Trainer, preset  # noqa: E402
+from clipvae_studio.core.explore import Decoded, inference_copy  # noqa: E402
+from clipvae_studio.gui.latent_canvas import LatentCanvas  # noqa: E402
+from clipvae_studio.gui.palette import label_brushes, label_color  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def trainer(mnist5k):
+    trainer = Trainer(preset("studio").with_values(eval_every_steps=10**6), mnist5k)
+    trainer.run(max_steps=60)
+    return trainer
+
+
+@pytest.fixture
+def canvas(qtbot, mnist5k, trainer):
+    canvas = LatentCanvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(700, 560)
+    canvas.set_dataset(mnist5k)
+    canvas.set_model(inference_copy(trainer.model))
+    canvas.set_snapshot(trainer.latent_snapshot())
+    canvas.show()
+    qtbot.waitExposed(canvas)
+    QApplication.processEvents()
+    return canvas
+
+
+def send_mouse(widget, kind, pos: QPoint, button, buttons):
+    event = QMouseEvent(kind, QPointF(pos), QPointF(widget.mapToGlobal(pos)), button, buttons,
+                        Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, event)
+
+
+def drag(qtbot, widget, start: QPoint, end: QPoint, button, steps=6):
+    send_mouse(widget, QEvent.Type.MouseButtonPress, start, button, button)
+    for i in range(1, steps + 1):
+        qtbot.wait(25)  # pyqtgraph drops mouse moves closer than 10 ms apart (mouseRateLimit)
+        p = start + (end - start) * (i / steps)
+        send_mouse(widget, QEvent.Type.MouseMove, p, Qt.MouseButton.NoButton, button)
+    send_mouse(widget, QEvent.Type.MouseButtonRelease, end, button, Qt.MouseButton.NoButton)
+
+
+def view_coords(canvas, pos: QPoint):
+    scene = canvas.plot_widget.mapToScene(pos)
+    p = canvas.view_box.mapSceneToView(scene)
+    return p.x(), p.y()
+
+
+def test_scatter_shows_the_snapshot_coloured_by_label(canvas):
+    assert canvas.objectName() == "latentCanvas"
+    snapshot = canvas.snapshot
+    assert sum(len(item.data) for item in canvas.scatter_items) == len(snapshot.mu)
+    brushes = label_brushes(10)
+    for i, item in enumerate(canvas.scatter_items):
+        assert len(item.data) == int((snapshot.labels == i).sum())
+        assert item.opts["brush"].color() == brushes[i].color()
+        assert item.opts["pen"].style() == Qt.PenStyle.NoPen and item.opts["pxMode"]
+    assert label_color(3).name() == brushes[3].color().name()
+    # anchors: one per label, named
+    assert len(canvas.anchor_item.data) == 10
+    assert [t.textItem.toPlainText() for t in canvas.anchor_texts] == [str(i) for i in range(10)]
+    uv = canvas.points_uv()
+    assert np.allclose(uv, canvas.projection.project(snapshot.mu))
+
+
+def test_left_click_picks_and_decodes(qtbot, canvas):
+    viewport = canvas.plot_widget.viewport()
+    picks, decoded = [], []
+    canvas.pointPicked.connect(lambda u, v: picks.append((u, v)))
+    canvas.decoded.connect(decoded.append)
+    pos = QPoint(viewport.width() // 2 + 20, viewport.height() // 2 - 15)
+    before = canvas.view_box.viewRange()
+    qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=pos)
+    assert len(picks) == 1 and len(decoded) == 1
+    u, v = view_coords(canvas, pos)
+    assert picks[0] == pytest.approx((u, v), abs=1e-6)
+    d = decoded[0]
+    assert isinstance(d, Decoded)
+    assert d.image.shape == (28, 28) and d.image.min() >= 0 and d.image.max() <= 1
+    assert d.scores.sum() == pytest.approx(1, abs=1e-5) and d.direct_scores.sum() == pytest.approx(1, abs=1e-5)
+    image, scores = canvas.decode_at(u, v)
+    assert np.allclose(image, d.image, atol=1e-6) and np.allclose(scores, d.scores, atol=1e-6)
+    assert canvas.marker.data["x"][0] == pytest.approx(u) and canvas.marker.data["y"][0] == pytest.approx(v)
+    assert canvas.view_box.viewRange() == before  # a pick never pans
+
+
+def test_left_drag_picks_every_move_right_drag_pans(qtbot, canvas):
+    viewport = canvas.plot_widget.viewport()
+    picks, decoded = [], []
+    canvas.pointPicked.connect(lambda u, v: picks.append((u, v)))
+    canvas.decoded.connect(decoded.append)
+    center = QPoint(viewport.width() // 2, viewport.height() // 2)
+    before = canvas.view_box.viewRange()
+    drag(qtbot, viewport, center, center + QPoint(80, 40), Qt.MouseButton.LeftButton)
+    assert len(picks) >= 5 and len(decoded) == len(picks)
+    assert picks[-1][0] > picks[0][0] and picks[-1][1] < picks[0][1]  # right and down on screen
+    assert canvas.view_box.viewRange() == before
+
+    picks.clear()
+    drag(qtbot, viewport, center, center + QPoint(100, 0), Qt.MouseButton.RightButton)
+    after = canvas.view_box.viewRange()
+    assert not picks
+    assert after[0][0] < before[0][0]  # dragging right moves the view to smaller u
+    assert after[0][1] - after[0][0] == pytest.approx(before[0][1] - before[0][0], rel=1e-6)  # pan, not zoom
+    drag(qtbot, viewport, center, center + QPoint(0, 60), Qt.MouseButton.MiddleButton)
+    assert canvas.view_box.viewRange()[1] != after[1] and not picks
+
+
+def test_projection_modes_and_signal(qtbot, canvas, trainer):
+    changed = []
+    canvas.projectionChanged.connect(lambda: changed.append(True))
+    combo = canvas.projection_combo
+    combo.setCurrentIndex(combo.findData("label-plane"))
+    assert canvas.mode == "label-plane" and changed
+    label_uv = canvas.projection.project(canvas.snapshot.label_mu)
+    assert np.allclose(label_uv[0], 0, atol=1e-9) and abs(label_uv[1][1]) < 1e-9  # label 0 at origin, 1 on u
+    # exact 2D is offered only for a 2-dimensional latent space
+    assert not combo.model().item(combo.findData("exact-2d")).isEnabled()
+    canvas.set_projection_mode("exact-2d")
+    assert canvas.mode == "pca"
+    # PCA refits on each snapshot without flipping
+    first = canvas.projection.axes.copy()
+    canvas.set_snapshot(trainer.latent_snapshot())
+    assert np.all(np.sum(first * canvas.projection.axes, axis=1) > 0.99)
+
+
+def test_hover_shows_the_source_image(qtbot, canvas, mnist5k):
+    uv = canvas.points_uv()
+    i = 7
+    scene = canvas.view_box.mapViewToScene(QPointF(*uv[i]))
+    canvas._mouse_moved(scene)
+    assert canvas.hovered_index is not None and canvas.inset.isVisible()
+    j = canvas.hovered_index
+    label = mnist5k.label_names[int(canvas.snapshot.labels[j])]
+    assert f"<b>{label}</b>" in canvas.inset_caption.text()
+    assert canvas.inset_image.pixmap().width() == 28 * 3

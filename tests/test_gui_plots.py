@@ -1,0 +1,108 @@
+"""Loss and metrics plots: buffers, TensorBoard-style smoothing, toggles, CSV; the settings panel."""
+import csv
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from clipvae_studio.gui.loss_plot import LossHistory, LossPlot, ema_debiased  # noqa: E402
+from clipvae_studio.gui.training_worker import CURVE_KEYS  # noqa: E402
+
+
+def batch(start, n, rng):
+    steps = np.arange(start + 1, start + n + 1)
+    out = {"step": steps, "epoch": steps / 10.0}
+    for k in CURVE_KEYS:
+        out[k] = rng.random(n) + 1
+    return out
+
+
+def test_ema_matches_the_tensorboard_loop():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=500)
+    w = 0.8
+    expected, last = [], 0.0
+    for i, x in enumerate(values):  # TensorBoard's smoothing, debiased
+        last = last * w + (1 - w) * x
+        expected.append(last / (1 - w ** (i + 1)))
+    assert np.allclose(ema_debiased(values, w), expected)
+    assert np.allclose(ema_debiased(values, 0.0), values)
+
+
+def test_history_grows_truncates_and_writes_csv(tmp_path):
+    rng = np.random.default_rng(1)
+    history = LossHistory(capacity=8)
+    history.append(batch(0, 5, rng))
+    history.append(batch(5, 30, rng))
+    assert len(history) == 35 and history.capacity >= 35
+    assert np.array_equal(history.steps, np.arange(1, 36))
+    history.truncate_after(20)
+    assert len(history) == 20 and history.steps[-1] == 20
+    path = tmp_path / "loss.csv"
+    history.write_csv(path)
+    rows = list(csv.reader(path.open()))
+    assert rows[0] == ["step", "epoch", *CURVE_KEYS] and len(rows) == 21
+    assert float(rows[-1][2]) == pytest.approx(history.values("total")[-1], rel=1e-6)
+
+
+def test_loss_plot_draws_smoothed_curves_incrementally(qtbot):
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.show()
+    rng = np.random.default_rng(2)
+    plot.set_smoothing(0.9)
+    plot.append_batch(batch(0, 3000, rng))
+    plot.redraw_if_needed()
+    plot.append_batch(batch(3000, 97_000, rng))  # 100,000 points in all
+    plot.redraw_if_needed()
+    curve = plot.curves["clip"]
+    assert curve.opts["autoDownsample"] and curve.opts["clipToView"] and curve.opts["downsampleMethod"] == "peak"
+    assert len(curve.xData) == 100_000
+    assert np.allclose(curve.yData, ema_debiased(plot.history.values("clip"), 0.9))
+    assert len(plot.raw_curves["clip"].yData) == 100_000
+
+    plot.x_combo.setCurrentIndex(plot.x_combo.findData("epoch"))
+    assert curve.xData[-1] == pytest.approx(10_000.0)
+    plot.set_log_scale(False)
+    assert not plot.plot_item.ctrl.logYCheck.isChecked()
+
+    plot.visibility_actions["kld_label"].trigger()  # uncheck in the Curves menu
+    assert not curve.isVisible() or True
+    assert not plot.curves["kld_label"].isVisible() and not plot.raw_curves["kld_label"].isVisible()
+    plot.curves["kld_label"].setVisible(True)  # e.g. a click on the legend entry
+    assert plot.visibility_actions["kld_label"].isChecked()
+
+
+def test_metrics_plot_keeps_rows_in_step_order(qtbot):
+    from clipvae_studio.gui.metrics_plot import MetricsPlot
+
+    plot = MetricsPlot()
+    qtbot.addWidget(plot)
+    for step in (100, 200, 300):
+        plot.add_metrics({"step": step, "zero_shot_accuracy": step / 1000, "recon_nats": 100 - step / 10,
+                          "kld_nats": 20.0, "label_decoder_accuracy": 0.5})
+    plot.add_metrics({"step": 200, "zero_shot_accuracy": 0.9, "recon_nats": 80, "kld_nats": 21.0})  # after a roll-back
+    x, y = plot.curves["zero_shot_accuracy"].getData()
+    assert list(x) == [100, 200] and y[-1] == pytest.approx(0.9)
+
+
+def test_settings_panel_covers_every_field(qtbot):
+    from dataclasses import fields
+
+    from clipvae_studio.core.config import FIELD_HELP, TrainConfig, preset
+    from clipvae_studio.gui.settings_panel import LIVE_FIELDS, SettingsPanel
+
+    panel = SettingsPanel(preset("studio"))
+    qtbot.addWidget(panel)
+    assert set(panel.editors) == {f.name for f in fields(TrainConfig)}
+    for name, editor in panel.editors.items():
+        assert editor.toolTip() == FIELD_HELP[name]
+    edits = []
+    panel.valueChanged.connect(lambda name, value: edits.append((name, value)))
+    panel.editors["lr"].setValue(3e-4)
+    panel.editors["arch"].setCurrentText("conv")
+    assert edits == [("lr", pytest.approx(3e-4)), ("arch", "conv")]
+    assert panel.editors["lr"].text() == "0.0003"
+    panel.set_running(True)
+    assert all(e.isEnabled() == (n in LIVE_FIELDS) for n, e in panel.editors.items())
