@@ -70,6 +70,15 @@ def test_drag_decodes_every_move_and_anchors_score_their_label(qtbot, window):
     assert changed.mean() > 0.9, "the decoded image must change along the path"
     assert np.abs(scores[-1] - scores[0]).max() > 0.05, "the scores must change along the path"
     assert int(scores_view.top_label) == int(np.argmax(scores[-1]))
+    # The pixmap on screen is the decoded image, enlarged by a whole factor with sharp pixels.
+    shown_image = image_view.pixmap().toImage()
+    h, w = images.shape[1:]
+    factor = shown_image.width() // w
+    assert factor >= 2 and shown_image.height() == factor * h
+    expected = np.round(np.clip(images[-1], 0, 1) * 255)
+    for y, x in ((h // 2, w // 2), (h // 3, 2 * w // 3), (5, 20)):
+        for dy, dx in ((0, 0), (factor - 1, factor - 1)):
+            assert abs(shown_image.pixelColor(x * factor + dx, y * factor + dy).red() - expected[y, x]) <= 1
     # The marker follows the pointer; the drag ended at the label-2 anchor.
     end = canvas.marker.getData()
     assert np.allclose([end[0][0], end[1][0]], a[2], atol=0.05 * np.ptp(a, axis=0).max())

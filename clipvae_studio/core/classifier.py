@@ -97,7 +97,7 @@ def train_classifier(dataset: ImageDataset, epochs: int = 12, batch_size: int = 
         for i in range(steps_per_epoch):
             idx = order[i * batch_size:(i + 1) * batch_size]
             x = _augment(images[idx], generator).to(device)
-            loss = F.cross_entropy(model(x), labels[idx].to(device), label_smoothing=0.05)
+            loss = F.cross_entropy(model(x), labels[idx].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

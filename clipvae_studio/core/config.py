@@ -40,6 +40,7 @@ class TrainConfig:
     # KL(q(z|x) || q(z|label)) with the image side held fixed: fits each label's posterior to its
     # class's image latents, so samples of q(z|label) decode to that label (0 = off, the reference)
     w_label_match: float = 0.0
+    augment_px: float = 0.0  # random shifts (and small rotations/scalings) of training images; 0 = off
     # --- optimisation ----------------------------------------------------
     lr: float = 1e-3
     weight_decay: float = 1e-2  # AdamW default
@@ -112,6 +113,8 @@ FIELD_HELP = {
     "free_bits": "Nats per latent dimension that the KL term does not penalise.",
     "w_label_match": "Weight of KL(image posterior || label posterior): fits each label's posterior to its "
                      "class's image latents (conditional generation); 0 = off.",
+    "augment_px": "Jitter training images by random shifts up to this many pixels (with small rotations "
+                  "and scalings); 0 = off (the reference).",
     "lr": "AdamW learning rate.",
     "weight_decay": "AdamW weight decay.",
     "batch_size": "Images per optimiser step.",

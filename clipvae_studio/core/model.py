@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import losses
+from . import augment, losses
 from .config import TrainConfig
 from .networks import IMAGE_NETWORKS, LabelDecoder, LabelEncoder
 
@@ -89,6 +89,8 @@ class CLIPVAE(nn.Module):
     # --- training ---------------------------------------------------------
     def loss_terms(self, x: torch.Tensor, y: torch.Tensor, config: TrainConfig) -> dict:
         """The five loss terms (unweighted) for a batch, plus label_match when its weight is set."""
+        if getattr(config, "augment_px", 0.0) > 0 and self.training:
+            x = augment.jitter(x, config.augment_px)
         mu_x, logvar_x = self.encode_image(x)
         z_x = self.reparameterize(mu_x, logvar_x)
         mu_y, logvar_y = self.encode_label(y)

@@ -44,7 +44,7 @@ class Trainer:
         self.num_threads = apply_thread_policy(self.device, num_threads)
         if self.device.type == "cpu":
             keep_freed_memory()
-        self.optimizer = make_adamw(self.model.parameters(), config.lr, config.weight_decay, self.device)
+        self._optimizer: torch.optim.Optimizer | None = None  # built on first use: see the optimizer property
         self.listeners: list[Callable] = [listener] if listener else []
         self.publish_weights = publish_weights
         # Data lives on the device as uint8; batches are sliced, not collated.
@@ -106,6 +106,22 @@ class Trainer:
     @property
     def total_steps(self) -> int:
         return self.config.epochs * self.steps_per_epoch
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """AdamW, built on first use: the first torch optimizer of a process imports torch._dynamo
+        (1-3 s), which a window that merely shows an untrained model should not wait for."""
+        if self._optimizer is None:
+            with self.lock:
+                if self._optimizer is None:
+                    self._optimizer = make_adamw(self.model.parameters(), self.config.lr,
+                                                 self.config.weight_decay, self.device)
+        return self._optimizer
+
+    def prepare(self) -> None:
+        """Build what the first step needs (the optimiser) now; call it from a worker thread to
+        take that cost off the first click of Start. Optional: step() and run() do it anyway."""
+        self.optimizer  # noqa: B018 (the property builds it)
 
     # --- events --------------------------------------------------------------
     def add_listener(self, listener: Callable) -> None:
@@ -234,14 +250,17 @@ class Trainer:
             return
         # Refill the previous copy in place (no allocation) when its structure still fits.
         old_model, old_optim = (self._good[1], self._good[2]) if self._good else (None, None)
-        self._good = (self.step_count,
-                      copy_state(old_model, self.model.state_dict()),
-                      copy_state(old_optim, self.optimizer.state_dict()))
+        # No optimiser yet means a fresh one: None stands for its (empty) state.
+        optim_state = copy_state(old_optim, self._optimizer.state_dict()) if self._optimizer is not None else None
+        self._good = (self.step_count, copy_state(old_model, self.model.state_dict()), optim_state)
 
     def _diverged(self, values) -> None:
         step, model_state, optim_state = self._good
         self.model.load_state_dict(model_state)
-        self.optimizer.load_state_dict(clone_state(optim_state))  # it keeps what it is given
+        if optim_state is None:
+            self._optimizer = None  # back to a fresh optimiser, as at the remembered step
+        else:
+            self.optimizer.load_state_dict(clone_state(optim_state))  # it keeps what it is given
         failed_at = self.step_count
         self.step_count = step
         for key in HISTORY_KEYS:

@@ -15,7 +15,7 @@ from scipy.signal import lfilter
 from .style import current_theme, style_plot
 from .training_worker import CURVE_KEYS
 
-REDRAW_MS = 66  # ~15 redraws a second, however fast batches arrive
+REDRAW_MS = 100  # ten redraws a second, however fast batches arrive
 TERM_COLORS = {"clip": "#b07aa1", "kld_image": "#4e79a7", "kld_label": "#76b7b2",
                "rec_image": "#e15759", "ce_label": "#59a14f"}
 TERM_NAMES = {"total": "total", "clip": "CLIP", "kld_image": "KLD image", "kld_label": "KLD label",

@@ -769,12 +769,25 @@ class MainWindow(QMainWindow):
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
             self.restoreGeometry(geometry)
         state = self.settings.value("window/state")
-        if isinstance(state, QByteArray) and not state.isEmpty():
-            self.restoreState(state)
+        self._layout_restored = isinstance(state, QByteArray) and not state.isEmpty() and self.restoreState(state)
         kind, path = str(self.settings.value("data/kind", "mnist5k")), str(self.settings.value("data/path", "")) or None
         if (kind, path) != tuple(self.dataset_source) and kind in DATASET_TITLES and self.dataset.name == "mnist5k":
             # the last dataset: loaded after the window is up, so start-up stays fast
             QTimer.singleShot(0, lambda: self.load_dataset_async(kind, path, confirm=False))
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not getattr(self, "_layout_restored", True) and not getattr(self, "_default_sizes_applied", False):
+            self._default_sizes_applied = True
+            QTimer.singleShot(0, self._apply_default_dock_sizes)
+
+    def _apply_default_dock_sizes(self) -> None:
+        """First start (no saved layout): room for the plots under the map, settings at the left."""
+        self.resizeDocks([self.settings_dock], [300], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.loss_dock, self.metrics_dock], [max(240, self.height() // 3)] * 2,
+                         Qt.Orientation.Vertical)
+        self.resizeDocks([self.loss_dock, self.metrics_dock], [self.width() // 4, self.width() // 6],
+                         Qt.Orientation.Horizontal)
 
     def save_layout(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())

@@ -8,15 +8,32 @@ import traceback
 from typing import Callable
 
 import torch
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
 from ...core.decision_map import Cancelled
 
 
 class _Relay(QObject):
-    # Created in the GUI thread, emitted from the pool thread: delivery is queued to the GUI thread.
+    """Lives in the GUI thread. The pool thread emits its signals; they are connected to this
+    object's own slots, so Qt queues them to the GUI thread (a plain Python callable as the slot
+    would run in the emitting thread)."""
     ended = Signal(str, object)  # "ok" | "error" | "cancelled", result or message
     progressed = Signal(float)
+
+    def __init__(self, on_ended: Callable, on_progress: Callable | None):
+        super().__init__()
+        self._on_ended_cb, self._on_progress_cb = on_ended, on_progress
+        self.ended.connect(self._ended)
+        self.progressed.connect(self._progressed)
+
+    @Slot(str, object)
+    def _ended(self, status, payload) -> None:
+        self._on_ended_cb(status, payload)
+
+    @Slot(float)
+    def _progressed(self, fraction) -> None:
+        if self._on_progress_cb:
+            self._on_progress_cb(fraction)
 
 
 class Job(QRunnable):
@@ -53,10 +70,7 @@ class BackgroundRunner(QObject):
 
     def submit(self, fn: Callable, on_done: Callable, on_error: Callable | None = None,
                on_progress: Callable | None = None) -> Job:
-        relay = _Relay()
-        job = Job(fn, relay)
         job_id = next(self._ids)
-        self._jobs[job_id] = job
 
         def ended(status, payload):
             self._jobs.pop(job_id, None)  # the job (and this relay) may go now
@@ -67,9 +81,12 @@ class BackgroundRunner(QObject):
             elif status == "error" and on_error:
                 on_error(payload)
 
-        relay.ended.connect(ended)
-        if on_progress:
-            relay.progressed.connect(lambda f: None if job.cancelled else on_progress(f))
+        def progressed(fraction):
+            if on_progress and not job.cancelled:
+                on_progress(fraction)
+
+        job = Job(fn, _Relay(ended, progressed))
+        self._jobs[job_id] = job
         self.pool.start(job)
         return job
 
