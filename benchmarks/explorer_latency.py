@@ -107,7 +107,6 @@ def main() -> None:
     from clipvae_studio.core import Trainer, load_dataset, preset, save_trainer
     from clipvae_studio.core.clusters import cluster_input, embed_clusters
     from clipvae_studio.core.decision_map import compute_decision_map
-    from clipvae_studio.core.explore import inference_copy
     from clipvae_studio.gui import MainWindow
 
     out = {"machine": {"python": platform.python_version(), "torch": torch.__version__,

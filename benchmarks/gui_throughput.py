@@ -4,9 +4,10 @@ Measures, in one process and on the same config (the studio preset on the bundle
   - training samples/s headless (a Trainer running in a plain thread), before and after the GUI run;
   - training samples/s with the main window open, training through its worker and drawing live;
   - the GUI event loop's lag meanwhile: how late a 10 ms QTimer fires (p50 / p99 / max);
-  - the latent canvas: one update with 10,000 points, and one pick (decode + paint) while training.
+  - the latent canvas: one update with 10,000 points, and one pick (decode + paint) while training;
+  - start-up: a fresh interpreter until the window is shown on mnist5k with a fresh model.
 Throughput is wall-clock (steps x batch / seconds), so the worker's own overhead counts.
-Targets: gui/headless >= 0.85, timer p99 lag < 30 ms, 10k update < 15 ms, pick < 16 ms.
+Targets: gui/headless >= 0.85, timer p99 lag < 30 ms, 10k update < 15 ms, pick < 16 ms, start-up < 5 s.
 
     python benchmarks/gui_throughput.py [--seconds 8] [--warmup 2]
 
@@ -107,6 +108,36 @@ def gui_run(app, config, dataset, warmup: float, seconds: float) -> dict:
             "canvas_10k_update_ms_median": float(np.median(update_ms[3:]))}
 
 
+STARTUP_SNIPPET = """
+import time, sys
+t0 = time.perf_counter()
+from clipvae_studio.gui.app import create_application
+app = create_application()
+from clipvae_studio.gui import MainWindow
+window = MainWindow()
+window.show()
+app.processEvents()
+print(time.perf_counter() - t0)
+window.close()
+"""
+
+
+def startup_seconds() -> float:
+    """A fresh interpreter: imports, the application, the window on mnist5k with a fresh model, shown."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=str(root))
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", STARTUP_SNIPPET], capture_output=True, text=True, env=env,
+                         cwd=root, timeout=300)
+    total = time.perf_counter() - t0
+    try:
+        return round(float(out.stdout.strip().splitlines()[-1]), 2)
+    except (ValueError, IndexError):
+        return round(total, 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per run")
@@ -123,6 +154,7 @@ def main() -> None:
     before = headless_rate(config, dataset, args.warmup, args.seconds)
     gui = gui_run(app, config, dataset, args.warmup, args.seconds)
     after = headless_rate(config, dataset, args.warmup, args.seconds)
+    startup = startup_seconds()
     headless = (before + after) / 2
     gui_rate = gui.pop("samples_per_second")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
@@ -133,6 +165,7 @@ def main() -> None:
         "gui_samples_per_second": round(gui_rate, 1),
         "ratio_gui_over_headless": round(gui_rate / headless, 3) if headless else None,
         **{k: round(v, 2) if isinstance(v, float) else v for k, v in gui.items()},
+        "startup_seconds": startup,
         "load_average_1min": load, "cpu_count": os.cpu_count(),
     }))
 

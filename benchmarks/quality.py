@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -105,7 +106,8 @@ def main(argv=None) -> int:
     print(json.dumps({
         "benchmark": "quality", "dataset": dataset.describe(), "split": "test",
         "time_budget_s": args.time_budget, "seed": args.seed, "torch_threads": torch.get_num_threads(),
-        "machine": f"{platform.machine()} ({torch.get_num_threads()} torch threads)",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
         "classifier": clf_info, "results": results,
     }))
     return 0

@@ -244,3 +244,47 @@ def test_layout_preset_and_settings_persist(qtbot, mnist5k):
     assert again.preset_name == "reference" and again.trainer.config.noise == "uniform"
     again.set_preset("studio")
     again.close()
+
+
+def test_open_dataset_folder_loads_off_thread_and_reports_errors(qtbot, mnist5k, tmp_path, monkeypatch):
+    from PIL import Image
+    from PySide6.QtWidgets import QFileDialog
+
+    window = make_window(qtbot, mnist5k)
+    recorder = Recorder()
+    monkeypatch.setattr(window, "show_message", recorder)
+    rng = np.random.default_rng(0)
+    for name in ("circle", "square", "triangle"):
+        (tmp_path / "shapes" / name).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 255, (12, 12), dtype=np.uint8)).save(tmp_path / "shapes" / name / f"{i}.png")
+    (tmp_path / "shapes" / "circle" / "broken.png").write_bytes(b"not a png")
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path / "shapes"))
+    changed = []
+    window.datasetChanged.connect(changed.append)
+
+    action(window, "actionOpenDataset").trigger()
+    qtbot.waitUntil(lambda: bool(changed), timeout=WAIT_MS)
+    assert window.dataset is changed[0] and window.dataset.label_names == ["circle", "square", "triangle"]
+    assert window.trainer.dataset is window.dataset and window.trainer.model.num_labels == 3
+    assert window.canvas.label_names == ["circle", "square", "triangle"]
+    assert [c["kind"] for c in recorder.calls] == ["warning"] and "broken.png" in recorder.calls[0]["text"]
+    assert window.dataset_combo.currentData()[0] == "folder"
+
+    trainer = window.trainer
+    window.load_dataset_async("idx", str(tmp_path / "nothing-here"), confirm=False)
+    qtbot.waitUntil(lambda: len(recorder.calls) == 2, timeout=WAIT_MS)
+    assert recorder.calls[-1]["kind"] == "error" and "nothing-here" in recorder.calls[-1]["text"]
+    assert window.trainer is trainer
+
+
+def test_export_loss_csv_and_plot_png(qtbot, mnist5k, tmp_path):
+    window = make_window(qtbot, mnist5k)
+    action(window, "actionStep").trigger()
+    qtbot.waitUntil(lambda: len(window.loss_plot.history) == 1, timeout=WAIT_MS)
+    assert window.export_loss_csv(tmp_path / "loss.csv")
+    lines = (tmp_path / "loss.csv").read_text().splitlines()
+    assert lines[0].startswith("step,epoch,total") and lines[1].startswith("1,")
+    for which in ("loss", "metrics", "canvas"):
+        assert window.export_png(which, tmp_path / f"{which}.png")
+        assert (tmp_path / f"{which}.png").read_bytes()[:4] == b"\x89PNG"

@@ -3,6 +3,7 @@ import csv
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 
 pytest.importorskip("pytestqt")
 
@@ -67,11 +68,13 @@ def test_loss_plot_draws_smoothed_curves_incrementally(qtbot):
     plot.set_log_scale(False)
     assert not plot.plot_item.ctrl.logYCheck.isChecked()
 
-    plot.visibility_actions["kld_label"].trigger()  # uncheck in the Curves menu
-    assert not curve.isVisible() or True
+    toggle = plot.curve_toggles["kld_label"]  # the legend: one check box per curve
+    qtbot.mouseClick(toggle, Qt.MouseButton.LeftButton, pos=toggle.rect().center())
+    assert not toggle.isChecked()
     assert not plot.curves["kld_label"].isVisible() and not plot.raw_curves["kld_label"].isVisible()
-    plot.curves["kld_label"].setVisible(True)  # e.g. a click on the legend entry
-    assert plot.visibility_actions["kld_label"].isChecked()
+    assert plot.curves["clip"].isVisible()
+    plot.curves["kld_label"].setVisible(True)  # shown again from code: the box follows
+    assert toggle.isChecked() and plot.raw_curves["kld_label"].isVisible()
 
 
 def test_metrics_plot_keeps_rows_in_step_order(qtbot):

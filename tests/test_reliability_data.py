@@ -130,7 +130,7 @@ def test_idx_folders_with_wrong_files_get_clear_dataset_errors(tmp_path):
     assert len(load_dataset("idx", empty_test).train_images) == 10
 
 
-@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n_images=st.integers(0, 5), n_labels=st.integers(0, 5), shape=st.sampled_from([(4, 4), (4,), (2, 3, 3), ()]),
        top=st.integers(0, 255), test=st.booleans())
 def test_idx_folder_fuzz_raises_only_dataset_error(tmp_path_factory, n_images, n_labels, shape, top, test):

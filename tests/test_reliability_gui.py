@@ -169,8 +169,29 @@ def test_sigkilled_session_is_offered_back_and_resumes_exactly(qtbot, mnist5k, o
     assert window.trainer.history["step"][: saved["step"]] == saved["history"]["step"]
     own = window.recovery.session.checkpoint
     assert torch.load(own, weights_only=True)["step"] == window.trainer.step_count  # saved at the stop
+    assert window.save_checkpoint_to(own_home / "kept.pt")  # once saved by the user, closing leaves nothing
     window.close()
     assert not list(recovery.glob("recovery-*")) and not list(recovery.glob("session-*"))
+
+
+def test_closing_with_unsaved_training_keeps_it_for_the_next_launch(qtbot, mnist5k, own_home, monkeypatch):
+    window = make_window(qtbot, mnist5k)
+    action(window, "actionStep").trigger()
+    qtbot.waitUntil(lambda: window.trainer.step_count == 1, timeout=WAIT_MS)
+    trained = weights(window)
+    window.close()
+    recovery = own_home / "recovery"
+    lock = next(recovery.glob("session-*.lock"))
+    lock.write_text(lock.read_text().replace('"token": "', '"token": "next launch sees another process '))
+
+    messages = Messages()
+    monkeypatch.setattr(MainWindow, "show_message", lambda self, *a, **k: messages(*a, **k))
+    again = MainWindow(dataset=mnist5k)
+    qtbot.addWidget(again)
+    offer = _wait_for_message(qtbot, messages, "question")
+    assert "closed last time" in offer["text"] and "without saving" in offer["text"]
+    offer["on_answer"](True)
+    assert again.trainer.step_count == 1 and same_weights(weights(again), trained)
 
 
 def small_checkpoint(path, dataset, steps=7):
@@ -196,6 +217,35 @@ def test_declining_the_offer_deletes_the_autosave(qtbot, mnist5k, own_home, monk
     offer["on_answer"](False)
     assert window.trainer.step_count == 0
     assert sorted(p.name for p in (home / "recovery").iterdir()) == [window.recovery.session.lock_path.name]
+
+
+def test_restore_reopens_the_dataset_the_crashed_session_used(qtbot, mnist5k, own_home, monkeypatch, tmp_path):
+    from clipvae_studio.core import Trainer, load_dataset, save_trainer
+
+    folder = tmp_path / "digits-idx"
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    write_idx(folder / "train-images-idx3-ubyte", rng.integers(0, 256, (60, 8, 8), dtype=np.uint8))
+    write_idx(folder / "train-labels-idx1-ubyte", np.arange(60, dtype=np.uint8) % 3)
+    trainer = Trainer(preset("studio").with_values(**SMALL), load_dataset("idx", folder), eval_size=10)
+    trainer.run(max_steps=5)
+    recovery = own_home / "recovery"
+    recovery.mkdir(parents=True)
+    save_trainer(recovery / "recovery-gone.pt", trainer)
+    (recovery / "recovery-gone.json").write_text(f'{{"dataset_source": ["idx", "{folder}"]}}')
+    (recovery / "session-gone.lock").write_text('{"pid": 1, "token": "a crashed process"}')
+
+    messages = Messages()
+    monkeypatch.setattr(MainWindow, "show_message", lambda self, *a, **k: messages(*a, **k))
+    window = MainWindow(dataset=mnist5k)  # starts on another dataset than the crashed session's
+    qtbot.addWidget(window)
+    offer = _wait_for_message(qtbot, messages, "question")
+    assert "digits-idx" in offer["text"]
+    offer["on_answer"](True)
+    qtbot.waitUntil(lambda: window.dataset.name == "digits-idx" and window.trainer.step_count == 5, timeout=WAIT_MS)
+    assert window.trainer.history["total"] == trainer.history["total"]
+    assert window.dataset_source == ("idx", str(folder))
+    assert not messages.of_kind("error", "warning")
 
 
 # --- bad files through the window ------------------------------------------------------------

@@ -86,7 +86,10 @@ class AutosaveSession:
         self.folder.mkdir(parents=True, exist_ok=True)
         fh = open(self.lock_path, "w", encoding="utf-8")
         if fcntl is not None:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # no locks on this file system: others will see the session as alive
+                pass
         json.dump({"pid": os.getpid(), "token": PROCESS_TOKEN, "host": socket.gethostname(),
                    "started": time.time()}, fh)
         fh.flush()
@@ -100,6 +103,13 @@ class AutosaveSession:
             _unlink(path)
         if self._lock_file is not None:
             self._lock_file.close()  # closing releases the lock
+            self._lock_file = None
+
+    def release(self) -> None:
+        """End the session but keep its recovery files: the next launch offers them back (used
+        when the window closes with unsaved training)."""
+        if self._lock_file is not None:
+            self._lock_file.close()
             self._lock_file = None
 
     @property

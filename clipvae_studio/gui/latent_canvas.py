@@ -259,7 +259,11 @@ class LatentCanvas(QWidget):
             self.view_box.removeItem(text)
         self.anchor_texts = []
         for i, name in enumerate(self.label_names):
-            text = pg.TextItem(name, anchor=(0.5, 1.35), border=pg.mkPen(label_color(i), width=1.5))
+            text = pg.TextItem(name, anchor=(0.5, 1.25), border=pg.mkPen(label_color(i), width=1))
+            font = text.textItem.font()
+            font.setPointSizeF(8.5)
+            font.setBold(True)
+            text.setFont(font)
             text.setZValue(11)
             self.view_box.addItem(text, ignoreBounds=True)
             text.hide()

@@ -7,9 +7,8 @@ import csv
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QColor
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QMenu, QSlider, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
+from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 from scipy.signal import lfilter
 
 from .style import current_theme, style_plot
@@ -129,17 +128,15 @@ class LossPlot(QWidget):
         self.plot_item.setLabel("bottom", "step")
         self.plot_item.setLabel("left", "loss")
         self.plot_item.setMenuEnabled(True)
-        self.legend = self.plot_item.addLegend(offset=(-8, 8), labelTextSize="8pt", colCount=2)
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.raw_curves: dict[str, pg.PlotDataItem] = {}
-        self.visibility_actions: dict[str, QAction] = {}
+        self.curve_toggles: dict[str, QCheckBox] = {}
         for key in CURVE_KEYS:
             color = QColor(self._color(key))
             faint = QColor(color)
             faint.setAlpha(55)
             raw = self.plot_item.plot(pen=pg.mkPen(faint, width=1))
-            curve = self.plot_item.plot(pen=pg.mkPen(color, width=2.2 if key == "total" else 1.6),
-                                        name=TERM_NAMES[key])
+            curve = self.plot_item.plot(pen=pg.mkPen(color, width=2.2 if key == "total" else 1.6))
             for item in (raw, curve):
                 item.setDownsampling(auto=True, method="peak")
                 item.setClipToView(True)
@@ -165,18 +162,22 @@ class LossPlot(QWidget):
         self.x_combo.addItem("steps", "step")
         self.x_combo.addItem("epochs", "epoch")
         self.x_combo.currentIndexChanged.connect(lambda _i: self.set_x_axis(self.x_combo.currentData()))
-        self.curves_button = QToolButton()
-        self.curves_button.setText("Curves")
-        self.curves_button.setObjectName("lossCurvesButton")
-        self.curves_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        menu = QMenu(self.curves_button)
-        for key in CURVE_KEYS:
-            action = menu.addAction(TERM_NAMES[key])
-            action.setCheckable(True)
-            action.setChecked(True)
-            action.toggled.connect(lambda on, k=key: self.set_curve_visible(k, on))
-            self.visibility_actions[key] = action
-        self.curves_button.setMenu(menu)
+        # The legend is a row of check boxes under the controls: it names each curve in its
+        # colour and toggles it, and never covers the curves.
+        legend = QGridLayout()
+        legend.setContentsMargins(6, 0, 6, 0)
+        legend.setHorizontalSpacing(12)
+        legend.setVerticalSpacing(0)
+        for i, key in enumerate(CURVE_KEYS):
+            toggle = QCheckBox(TERM_NAMES[key])
+            toggle.setObjectName(f"lossCurve_{key}")
+            toggle.setChecked(True)
+            toggle.setToolTip(f"Show the {TERM_NAMES[key]} curve")
+            toggle.toggled.connect(lambda on, k=key: self.set_curve_visible(k, on))
+            legend.addWidget(toggle, i // 3, i % 3)
+            self.curve_toggles[key] = toggle
+        legend.setColumnStretch(3, 1)
+        self._paint_swatches()
 
         controls = QHBoxLayout()
         controls.setContentsMargins(6, 2, 6, 0)
@@ -189,11 +190,11 @@ class LossPlot(QWidget):
         controls.addWidget(QLabel("x:"))
         controls.addWidget(self.x_combo)
         controls.addStretch(1)
-        controls.addWidget(self.curves_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         layout.addLayout(controls)
+        layout.addLayout(legend)
         layout.addWidget(self.plot_widget, 1)
 
         self._smoothed: dict[str, np.ndarray] = {}
@@ -259,11 +260,11 @@ class LossPlot(QWidget):
     def _curve_visibility_changed(self, key: str) -> None:
         visible = self.curves[key].isVisible()
         self.raw_curves[key].setVisible(visible and self._smoothing > 0)
-        action = self.visibility_actions[key]
-        if action.isChecked() != visible:
-            action.blockSignals(True)
-            action.setChecked(visible)
-            action.blockSignals(False)
+        toggle = self.curve_toggles[key]
+        if toggle.isChecked() != visible:
+            toggle.blockSignals(True)
+            toggle.setChecked(visible)
+            toggle.blockSignals(False)
         self.curveVisibilityChanged.emit(key, visible)
 
     def apply_theme(self) -> None:
@@ -272,6 +273,22 @@ class LossPlot(QWidget):
         faint = QColor(self._color("total"))
         faint.setAlpha(55)
         self.raw_curves["total"].setPen(pg.mkPen(faint, width=1))
+        self._paint_swatches()
+
+    def _paint_swatches(self) -> None:
+        """A short line in each curve's colour as the icon of its check box."""
+        for key, toggle in self.curve_toggles.items():
+            pixmap = QPixmap(18, 10)
+            pixmap.fill(Qt.GlobalColor.transparent)
+            painter = QPainter(pixmap)
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            pen = QPen(QColor(self._color(key)))
+            pen.setWidthF(3.0 if key == "total" else 2.4)
+            pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+            painter.setPen(pen)
+            painter.drawLine(2, 5, 16, 5)
+            painter.end()
+            toggle.setIcon(QIcon(pixmap))
 
     @staticmethod
     def _color(key: str) -> str:

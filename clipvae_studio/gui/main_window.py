@@ -95,10 +95,9 @@ class MainWindow(QMainWindow):
         self.metrics_dock = self._dock("Test metrics", "metricsDock", self.metrics_plot,
                                        Qt.DockWidgetArea.BottomDockWidgetArea)
         self.splitDockWidget(self.loss_dock, self.metrics_dock, Qt.Orientation.Horizontal)
-        self.resizeDocks([self.loss_dock, self.metrics_dock], [640, 420], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.loss_dock], [280], Qt.Orientation.Vertical)
-        self.resizeDocks([self.settings_dock], [290], Qt.Orientation.Horizontal)
+        # side columns run the full height; the plots sit under the map only
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
 
         self.worker = TrainingWorker()
         self.worker.lossBatch.connect(self._on_loss_batch)
@@ -784,8 +783,8 @@ class MainWindow(QMainWindow):
     def _apply_default_dock_sizes(self) -> None:
         """First start (no saved layout): room for the plots under the map, settings at the left."""
         self.resizeDocks([self.settings_dock], [300], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.loss_dock, self.metrics_dock], [max(240, self.height() // 3)] * 2,
-                         Qt.Orientation.Vertical)
+        # one dock per orientation: the two plots sit side by side in one row of the bottom area
+        self.resizeDocks([self.loss_dock], [max(240, self.height() // 3)], Qt.Orientation.Vertical)
         self.resizeDocks([self.loss_dock, self.metrics_dock], [self.width() // 4, self.width() // 6],
                          Qt.Orientation.Horizontal)
 

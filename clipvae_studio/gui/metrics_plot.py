@@ -6,7 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from .style import style_plot
+from .style import current_theme, style_plot
 
 SERIES = {  # key: (plot, name, colour)
     "zero_shot_accuracy": ("accuracy", "zero-shot accuracy", "#4e79a7"),
@@ -31,9 +31,10 @@ class MetricsPlot(QWidget):
         self.accuracy_plot.enableAutoRange(y=False)
         self.nats_plot.setLabel("left", "nats / image")
         self.nats_plot.setLabel("bottom", "step")
+        self.legends = []
         for plot in (self.accuracy_plot, self.nats_plot):
             plot.showGrid(x=True, y=True, alpha=0.15)
-            plot.addLegend(offset=(-8, 6), labelTextSize="8pt")
+            self.legends.append(plot.addLegend(offset=(8, 4), labelTextSize="8pt", verSpacing=-6))
         plots = {"accuracy": self.accuracy_plot, "nats": self.nats_plot}
         self.curves = {}
         for key, (where, name, color) in SERIES.items():
@@ -61,6 +62,16 @@ class MetricsPlot(QWidget):
         steps = np.array([r.get("step", 0) for r in self.rows], dtype=np.float64)
         for key, curve in self.curves.items():
             curve.setData(steps, np.array([r.get(key, np.nan) for r in self.rows], dtype=np.float64))
+        if len(steps) == 1:  # one evaluation: show it from step 0, not as a lone dot in a 1-step-wide window
+            self.accuracy_plot.setXRange(0, steps[0] * 1.05, padding=0)
+        else:
+            self.accuracy_plot.enableAutoRange(x=True)
 
     def apply_theme(self) -> None:
         style_plot(self.layout_widget)
+        dark = current_theme() == "dark"
+        for legend in self.legends:
+            legend.setBrush(pg.mkBrush(30, 31, 34, 215) if dark else pg.mkBrush(255, 255, 255, 215))
+            legend.setLabelTextColor("#e0e0e0" if dark else "#202020")
+            for _sample, label in legend.items:  # setLabelTextColor stores the colour; re-render with it
+                label.setText(label.text)

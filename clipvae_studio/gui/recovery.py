@@ -1,9 +1,10 @@
 """Autosave while training and the offer to restore after a crash.
 
 The window gets a RecoveryController (window.recovery). It writes the current trainer to a
-recovery checkpoint every few minutes and whenever training stops, removes it when the window
-closes normally, and at launch offers back what a crashed session left (core/autosave.py does
-the files; this module only adds the timer and the questions).
+recovery checkpoint every few minutes and whenever training stops or pauses, removes it when
+the window closes with nothing unsaved (and keeps it when training was never saved), and at
+launch offers back what a crashed or unsaved session left (core/autosave.py does the files;
+this module only adds the timer and the questions).
 """
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ class RecoveryController(QObject):
         window.installEventFilter(self)
         app = QApplication.instance()
         if app is not None:
-            app.aboutToQuit.connect(self.end)
+            app.aboutToQuit.connect(self.close)
         QTimer.singleShot(0, self.offer_restore)
 
     def _interval_s(self) -> float:
@@ -71,7 +72,7 @@ class RecoveryController(QObject):
             self.timer.setInterval(int(seconds * 1000))
 
     # --- saving -----------------------------------------------------------------------
-    def autosave(self) -> Path | None:
+    def autosave(self, **extra) -> Path | None:
         """Write the recovery checkpoint if the model changed since the last one."""
         window, session = self.window, self.session
         trainer = window.trainer
@@ -82,7 +83,7 @@ class RecoveryController(QObject):
             return None
         kind, path = window.dataset_source
         meta = {"dataset_source": [kind, str(path) if path else None], "checkpoint_path": window.checkpoint_path,
-                "saved": time.time()}
+                "saved": time.time(), **extra}
         written = session.save(trainer, window.dataset.name, meta)
         if written is not None:
             self._saved_key = key
@@ -103,9 +104,23 @@ class RecoveryController(QObject):
             self.timer.stop()
             self.session.end()
 
+    def close(self) -> None:
+        """The window closes. Unsaved training is kept for the next launch to offer back;
+        otherwise nothing is left behind."""
+        window, session = self.window, self.session
+        if session is None or not session.active:
+            return
+        if window.unsaved and window.trainer.step_count > 0:
+            self.timer.stop()
+            self._saved_key = None  # write the latest state, marked as closed rather than crashed
+            if self.autosave(closed_unsaved=True) is not None:
+                session.release()
+                return
+        self.end()
+
     def eventFilter(self, obj, event) -> bool:
         if obj is self.window and event.type() == QEvent.Type.Close:
-            self.end()
+            self.close()
         return False
 
     # --- restoring -----------------------------------------------------------------------
@@ -126,9 +141,13 @@ class RecoveryController(QObject):
             return False
         self.pending = recovery
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(recovery.saved_at))
-        text = (f"CLIP-VAE Studio did not close normally last time. Its last autosave ({when}) holds a model "
-                f"trained for {ckpt.step:,} steps on {ckpt.dataset or 'an unknown dataset'}, with its optimiser "
-                f"state and loss history.\n\nRestore it? (No deletes the autosave.)")
+        what = (f"a model trained for {ckpt.step:,} steps on {ckpt.dataset or 'an unknown dataset'}, with its "
+                f"optimiser state and loss history")
+        if recovery.meta.get("closed_unsaved"):
+            text = f"The studio was closed last time ({when}) without saving {what}."
+        else:
+            text = f"CLIP-VAE Studio did not close normally last time. Its last autosave ({when}) holds {what}."
+        text += "\n\nRestore it? (No deletes it.)"
         self.offer_box = self.window.show_message("Restore the last session?", text, "question",
                                                   on_answer=lambda yes: self._answered(recovery, yes))
         return True

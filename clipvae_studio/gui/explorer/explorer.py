@@ -4,7 +4,7 @@ weight snapshot, never trained in place, so the background jobs may read it free
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QDockWidget, QScrollArea, QVBoxLayout, QWidget
 
 from ...core.explore import Decoded, decode_point
@@ -112,6 +112,8 @@ class Explorer(QObject):
         if uv is None and projection.lift(np.zeros((1, 2))).shape[1] == len(z):
             uv = projection.project(self.current_z[None].astype(np.float64))[0]
         if uv is not None:
+            # The canvas redraws its marker at picked_uv on every snapshot: keep it on this point.
+            self.canvas.picked_uv = (float(uv[0]), float(uv[1]))
             self.canvas.marker.setData(x=[float(uv[0])], y=[float(uv[1])])
         self.pointShown.emit(decoded)
 
@@ -126,6 +128,8 @@ class Explorer(QObject):
     def eventFilter(self, watched, event) -> bool:
         if watched is self.window and event.type() == QEvent.Type.Close:
             self.shutdown()
+        elif watched is self.window and event.type() == QEvent.Type.PaletteChange:
+            QTimer.singleShot(0, self.apply_theme)  # after the theme switch has finished
         return False
 
     def shutdown(self) -> None:

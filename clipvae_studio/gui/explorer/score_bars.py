@@ -2,95 +2,124 @@
 
 The bar is the score of the decoded image encoded again; a thin tick marks the direct score
 of the latent point itself where it differs. The top label's bar is opaque and outlined.
+Painted with QPainter: it repaints on every drag move, and a plot widget costs several times more.
 """
 from __future__ import annotations
 
 import numpy as np
-import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QPainter, QPalette, QPen
+from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from ..palette import label_color
-from ..style import current_theme, style_plot
 
 DIM_ALPHA = 105
 SHOW_DIRECT_ABOVE = 0.02  # show the direct-score ticks when any label differs by more than this
+TICKS = (0.25, 0.5, 0.75)
 
 
-class ScoreBars(pg.PlotWidget):
+class ScoreBars(QWidget):
     def __init__(self, object_name: str = "clipScores", parent=None):
         super().__init__(parent)
         self.setObjectName(object_name)
-        self.setMinimumSize(180, 190)
+        self.setMinimumSize(180, 150)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.label_names: list[str] = []
         self.scores = np.zeros(0)
         self.direct_scores = np.zeros(0)
+        self.show_direct = False
         self.top_label: int | None = None
         self.updates = 0
-        item = self.getPlotItem()
-        item.setMenuEnabled(False)
-        item.hideButtons()
-        item.setMouseEnabled(x=False, y=False)
-        item.getViewBox().invertY(True)  # first label on top
-        item.setXRange(0, 1, padding=0.02)
-        item.showGrid(x=True, alpha=0.15)
-        item.getAxis("bottom").setTicks([[(t, f"{t:.0%}") for t in (0, 0.25, 0.5, 0.75, 1.0)]])
-        self.bars = pg.BarGraphItem(x0=[], y=[], height=0.72, width=[])
-        self.direct = pg.ScatterPlotItem(symbol="|", size=16, pxMode=True)
-        self.direct.setZValue(5)
-        item.addItem(self.bars)
-        item.addItem(self.direct)
-        self.apply_theme()
+        self._colors: list[tuple[QColor, QColor]] = []
 
+    # --- data -----------------------------------------------------------------------------------
     def set_label_names(self, names) -> None:
         names = list(names)
         if names == self.label_names:
             return
         self.label_names = names
-        n = len(names)
-        axis = self.getPlotItem().getAxis("left")
-        axis.setTicks([[(i, name) for i, name in enumerate(names)]])
-        self.getPlotItem().setYRange(-0.5, n - 0.5, padding=0.02)
-        self._brushes = []
-        self._pens = []
-        for i in range(n):
+        self._colors = []
+        for i in range(len(names)):
             dim = label_color(i)
             dim.setAlpha(DIM_ALPHA)
-            self._brushes.append((pg.mkBrush(dim), pg.mkBrush(label_color(i))))
-        self._plain_pen = pg.mkPen(None)
+            self._colors.append((dim, label_color(i)))
         self.clear_scores()
 
     def clear_scores(self) -> None:
         self.scores = np.zeros(0)
         self.direct_scores = np.zeros(0)
+        self.show_direct = False
         self.top_label = None
-        self.bars.setOpts(x0=[], y=[], width=[])
-        self.direct.setData(x=[], y=[])
-        self.getPlotItem().setTitle("")
+        self.update()
 
     def set_scores(self, scores, direct_scores=None) -> None:
         scores = np.asarray(scores, dtype=np.float64)
-        n = len(scores)
-        if n != len(self.label_names):
-            self.set_label_names(self.label_names[:n] + [str(i) for i in range(len(self.label_names), n)])
-        top = int(np.argmax(scores)) if n else None
-        self.scores, self.top_label = scores, top
-        brushes = [self._brushes[i][1 if i == top else 0] for i in range(n)]
-        pens = [self._top_pen if i == top else self._plain_pen for i in range(n)]
-        self.bars.setOpts(x0=np.zeros(n), y=np.arange(n), width=scores, brushes=brushes, pens=pens)
-        if direct_scores is not None and n and np.abs(np.asarray(direct_scores) - scores).max() > SHOW_DIRECT_ABOVE:
-            self.direct_scores = np.asarray(direct_scores, dtype=np.float64)
-            self.direct.setData(x=self.direct_scores, y=np.arange(n))
-        else:
-            self.direct_scores = np.asarray(direct_scores if direct_scores is not None else [], dtype=np.float64)
-            self.direct.setData(x=[], y=[])
-        if top is not None:
-            self.getPlotItem().setTitle(f"CLIP sees <b>{self.label_names[top]}</b> ({scores[top]:.0%})", size="9pt")
+        if len(scores) != len(self.label_names):
+            self.set_label_names(self.label_names[:len(scores)]
+                                 + [str(i) for i in range(len(self.label_names), len(scores))])
+        self.scores = scores
+        self.top_label = int(np.argmax(scores)) if len(scores) else None
+        self.direct_scores = np.asarray(direct_scores if direct_scores is not None else [], dtype=np.float64)
+        self.show_direct = (len(self.direct_scores) == len(scores) and len(scores) > 0
+                            and float(np.abs(self.direct_scores - scores).max()) > SHOW_DIRECT_ABOVE)
         self.updates += 1
+        self.update()
 
     def apply_theme(self) -> None:
-        style_plot(self)
-        dark = current_theme() == "dark"
-        self._top_pen = pg.mkPen("#ffffff" if dark else "#111111", width=1.6)
-        self.direct.setPen(None)
-        self.direct.setBrush(pg.mkBrush("#ffffff" if dark else "#111111"))
-        if len(self.scores):
-            self.set_scores(self.scores, self.direct_scores if len(self.direct_scores) else None)
+        self.update()  # colours come from the application palette at paint time
+
+    # --- painting ---------------------------------------------------------------------------------
+    def paintEvent(self, _event) -> None:
+        n = len(self.label_names)
+        palette = self.palette()
+        text = palette.color(QPalette.ColorRole.WindowText)
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), palette.color(QPalette.ColorRole.Base))
+        metrics = painter.fontMetrics()
+        line = metrics.height()
+        name_width = max([metrics.horizontalAdvance(s) for s in self.label_names] + [8]) + 8
+        left, top = name_width + 4, line + 6
+        right, bottom = self.width() - 20, self.height() - line - 6
+        width = max(1.0, right - left)
+        if self.top_label is not None:
+            title = QFont(painter.font())
+            title.setBold(True)
+            painter.setFont(title)
+            painter.setPen(text)
+            painter.drawText(QRectF(0, 2, self.width(), line), Qt.AlignmentFlag.AlignCenter,
+                             f"CLIP sees {self.label_names[self.top_label]} ({self.scores[self.top_label]:.0%})")
+            painter.setFont(self.font())
+        grid = QColor(text)
+        grid.setAlpha(40)
+        painter.setPen(QPen(grid, 1))
+        for t in TICKS + (1.0,):
+            x = left + t * width
+            painter.drawLine(int(x), top, int(x), bottom)
+        painter.setPen(text)
+        painter.drawLine(left, top, left, bottom)
+        for t in (0.0,) + TICKS + (1.0,):
+            x = left + t * width
+            painter.drawText(QRectF(x - 30, bottom + 2, 60, line), Qt.AlignmentFlag.AlignCenter, f"{t:.0%}")
+        if n == 0:
+            painter.end()
+            return
+        row = (bottom - top) / n
+        bar_h = max(2.0, row * 0.72)
+        outline = QPen(text, 1.6)
+        for i, name in enumerate(self.label_names):
+            y = top + i * row
+            painter.setPen(text)
+            painter.drawText(QRectF(0, y, name_width, row), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                             name)
+            if i >= len(self.scores):
+                continue
+            rect = QRectF(left, y + (row - bar_h) / 2, float(self.scores[i]) * width, bar_h)
+            is_top = i == self.top_label
+            painter.setPen(outline if is_top else Qt.PenStyle.NoPen)
+            painter.setBrush(self._colors[i][1 if is_top else 0])
+            painter.drawRect(rect)
+            if self.show_direct:
+                x = left + float(self.direct_scores[i]) * width
+                painter.setPen(QPen(text, 2.5))
+                painter.drawLine(int(x), int(y + 1), int(x), int(y + row - 1))
+        painter.end()

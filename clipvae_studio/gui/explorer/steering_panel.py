@@ -54,9 +54,10 @@ class SteeringPanel(QWidget):
         form.addRow("Steps", self.steps_spin)
         form.addRow(buttons)
 
-        self.path_item = pg.PlotDataItem(symbol="o", symbolSize=5)
+        self.path_item = pg.PlotDataItem(symbol="o", symbolSize=7)
         self.path_item.setZValue(15)
         self.explorer.canvas.plot_item.addItem(self.path_item, ignoreBounds=True)
+        self.explorer.canvas.projectionChanged.connect(self._reproject)
         self.replay = QTimer(self)
         self.replay.setInterval(REPLAY_MS)
         self.replay.timeout.connect(self._next_frame)
@@ -101,9 +102,9 @@ class SteeringPanel(QWidget):
         self.steer_button.setText("Steer")
         self.path, self.decoded = result
         color = label_color(self.path.label)
-        self.path_item.setPen(label_pen(self.path.label, 2.5))
+        self.path_item.setPen(label_pen(self.path.label, 3.0))
         self.path_item.setSymbolBrush(pg.mkBrush(color))
-        self.path_item.setSymbolPen(None)
+        self.path_item.setSymbolPen(pg.mkPen("#202020", width=1))
         self._uv = self.explorer.canvas.projection.project(self.path.z)
         self._frame = 0
         self.path_item.setData(x=self._uv[:1, 0], y=self._uv[:1, 1])
@@ -124,6 +125,15 @@ class SteeringPanel(QWidget):
                                   f"steering toward {name}: step {i}/{len(path.z) - 1}, score {score:.0%}",
                                   uv=self._uv[i])
         self._frame += 1
+
+    def _reproject(self) -> None:
+        """The map's plane moved (a new snapshot, another projection): redraw the path on it."""
+        projection = self.explorer.canvas.projection
+        if self.path is None or projection.lift(np.zeros((1, 2))).shape[1] != self.path.z.shape[1]:
+            return
+        self._uv = projection.project(self.path.z)
+        shown = len(self.path.z) if not self.replay.isActive() else self._frame
+        self.path_item.setData(x=self._uv[:shown, 0], y=self._uv[:shown, 1])
 
     def _failed(self, message: str) -> None:
         self.job = None

@@ -1,0 +1,157 @@
+"""Run every benchmark (each in its own subprocess) and collect one report: JSON with every
+script's output, and a Markdown table with each target marked met / not met.
+
+    python benchmarks/run_all.py [--out benchmarks/results] [--quick] [--only throughput memory ...]
+
+Defaults keep the whole run under ~6 minutes on a quiet 2-core machine; the memory run is 1
+minute here (the growth target is stated for 10: python benchmarks/memory.py --minutes 10).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import _common  # noqa: F401
+from _common import ROOT, machine
+
+HERE = Path(__file__).resolve().parent
+
+# name -> (script, arguments, timeout seconds)
+BENCHMARKS = {
+    "throughput": ("throughput.py", ["--seconds", "2", "--rounds", "3"], 240),
+    "time_to_quality": ("time_to_quality.py", ["--seeds", "0", "1"], 300),
+    "gui_throughput": ("gui_throughput.py", ["--seconds", "6", "--warmup", "2"], 240),
+    "explorer_latency": ("explorer_latency.py", [], 300),
+    "gui_plots": ("gui_plots.py", ["--repeats", "30"], 180),
+    "startup": ("startup.py", ["--runs", "3"], 240),
+    "memory": ("memory.py", ["--minutes", "1"], 240),
+}
+QUICK = {"throughput": ["--seconds", "1", "--rounds", "2"], "time_to_quality": ["--seeds", "0"],
+         "gui_throughput": ["--seconds", "3", "--warmup", "1"], "gui_plots": ["--repeats", "10"],
+         "startup": ["--runs", "1"], "memory": ["--minutes", "0.5"]}
+
+
+def run_one(name: str, quick: bool) -> dict:
+    script, args, timeout = BENCHMARKS[name]
+    if quick and name in QUICK:
+        args = QUICK[name]
+    path = HERE / script
+    if not path.is_file():
+        return {"error": f"{script} does not exist yet"}
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True,
+                              timeout=timeout, cwd=str(ROOT))
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout} s", "wall_s": timeout}
+    wall = round(time.perf_counter() - start, 1)
+    for line in reversed(proc.stdout.strip().splitlines()):
+        if line.startswith("{"):
+            try:
+                return {**json.loads(line), "wall_s": wall}
+            except json.JSONDecodeError:
+                break
+    return {"error": f"exit code {proc.returncode}, no JSON", "stderr_tail": proc.stderr[-1500:], "wall_s": wall}
+
+
+def dig(result: dict, *keys):
+    for key in keys:
+        if not isinstance(result, dict) or key not in result:
+            return None
+        result = result[key]
+    return result
+
+
+def rows(report: dict) -> list[tuple[str, str, str, bool | None]]:
+    """(target, figure, baseline / note, met) for the Markdown table."""
+    out = []
+    t = report.get("throughput", {})
+    big = t.get("large_batch", 1024)
+    base = t.get("baseline")
+    sps = t.get("samples_per_second", {})
+    for label, key, ratio_key in (("batch 64 (the reference's)", "studio_trainer_batch_64", "ratio_batch_64"),
+                                  (f"batch {big}", f"studio_trainer_batch_{big}", f"ratio_batch_{big}")):
+        ratio = t.get(ratio_key)
+        out.append((f"Headless throughput, reference model, {label} >= 5x reference loop",
+                    f"{ratio}x ({sps.get(key)} samples/s)" if ratio is not None else "n/a",
+                    f"reference loop {base} samples/s", None if ratio is None else ratio >= 5))
+    q = report.get("time_to_quality", {})
+    frac = q.get("fraction_of_reference")
+    out.append(("Time to 92% zero-shot, studio preset <= 1/3 of reference loop",
+                f"{q.get('studio_seconds')} s = {frac} of reference" if q and "error" not in q else "n/a",
+                f"reference loop {q.get('reference_loop_seconds')} s", q.get("met") if q else None))
+    g = report.get("gui_throughput", {})
+    ratio = g.get("ratio_gui_over_headless")
+    out.append(("Training in the GUI >= 0.85x headless (studio preset)",
+                f"{ratio}x ({g.get('gui_samples_per_second')} samples/s)" if ratio is not None else "n/a",
+                f"headless {g.get('headless_samples_per_second')} samples/s", None if ratio is None else ratio >= 0.85))
+    p99 = dig(report, "explorer_latency", "drag_move_while_training", "p99_ms")
+    out.append(("Canvas click-to-pixels p99 while training < 16 ms", f"{p99} ms" if p99 is not None else "n/a",
+                f"idle p99 {dig(report, 'explorer_latency', 'drag_move_idle', 'p99_ms')} ms",
+                None if p99 is None else p99 < 16))
+    s = dig(report, "gui_plots", "scatter_update")
+    out.append(("Latent scatter update, 10,000 points < 15 ms",
+                f"{s['median_ms']} ms median (p95 {s['p95_ms']})" if s else "n/a", "LatentCanvas.set_snapshot + repaint",
+                s.get("met") if s else None))
+    lp = dig(report, "gui_plots", "loss_plot_redraw")
+    out.append(("Loss plot redraw, 100,000 points per curve < 16 ms",
+                f"{lp['median_ms']} ms median (p95 {lp['p95_ms']})" if lp else "n/a", "LossPlot, 6 curves + raw",
+                lp.get("met") if lp else None))
+    st = report.get("startup", {})
+    out.append(("Start-up: window shown < 3 s (warm disk)",
+                f"{st.get('time_to_window_s')} s" if "time_to_window_s" in st else "n/a",
+                f"import of clipvae_studio.gui.main_window {dig(st, 'import_gui', 'total_ms')} ms", st.get("met")))
+    m = report.get("memory", {})
+    out.append(("Peak RSS training on 60,000 images < 1.5 GiB",
+                f"{m.get('peak_rss_mib')} MiB" if "peak_rss_mib" in m else "n/a", "studio preset, idx folder",
+                m.get("peak_met")))
+    out.append(("RSS growth after warm-up < 50 MiB (10-minute run)",
+                f"{m.get('growth_mib')} MiB over {m.get('minutes')} min" if "growth_mib" in m else "n/a",
+                "shorter run than the target's 10 min" if m.get("minutes", 10) < 10 else "10-minute run",
+                m.get("growth_met")))
+    return out
+
+
+def markdown(report: dict, info: dict) -> str:
+    mark = {True: "met", False: "**not met**", None: "not measured"}
+    lines = ["| target | measured | baseline / note | status |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {mark[d]} |" for a, b, c, d in rows(report)]
+    m = info["machine"]
+    lines += ["", f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, Python {m['python']}; "
+                  f"load average {m['load_avg_1min']} at start. {info['date']}, {info['wall_s']} s in all."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(HERE / "results"), help="folder for report.json and report.md")
+    parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), help="run just these")
+    parser.add_argument("--quick", action="store_true", help="shorter runs (a smoke test, noisier)")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    info = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+            "command": " ".join([Path(sys.executable).name, "benchmarks/run_all.py", *sys.argv[1:]])}
+    report = {}
+    for name in args.only or BENCHMARKS:
+        print(f"[run_all] {name} ...", file=sys.stderr, flush=True)
+        report[name] = run_one(name, args.quick)
+        print(f"[run_all] {name}: {report[name].get('wall_s')} s"
+              + (f" ERROR {report[name]['error']}" if "error" in report[name] else ""), file=sys.stderr, flush=True)
+    info["wall_s"] = round(time.perf_counter() - start, 1)
+    table = markdown(report, info)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps({"info": info, "results": report,
+                                                 "targets": [dict(zip(("target", "measured", "note", "met"), r))
+                                                             for r in rows(report)]}, indent=1, default=float))
+    (out / "report.md").write_text(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
