@@ -42,6 +42,9 @@ def drag(qtbot, canvas, uv_points):
     qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=points[0])
     for p in points[1:]:
         qtbot.mouseMove(viewport, pos=p)
+        # Deliver it now: Qt merges mouse moves that queue up behind a busy GUI thread (as it
+        # should in use), and this test wants every one of them.
+        QApplication.processEvents()
     qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=points[-1])
 
 

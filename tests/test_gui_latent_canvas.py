@@ -129,8 +129,16 @@ def test_projection_modes_and_signal(qtbot, canvas, trainer):
     assert canvas.mode == "pca"
     # PCA refits on each snapshot without flipping
     first = canvas.projection.axes.copy()
-    canvas.set_snapshot(trainer.latent_snapshot())
+    snapshot = trainer.latent_snapshot()
+    snapshot.mu = snapshot.mu + 0.5  # moved points: the scatter must follow (drawn in place, same count)
+    canvas.set_snapshot(snapshot)
     assert np.all(np.sum(first * canvas.projection.axes, axis=1) > 0.99)
+    uv = canvas.projection.project(snapshot.mu)
+    for i, item in enumerate(canvas.scatter_items):
+        rows = np.flatnonzero(snapshot.labels == i)
+        assert np.allclose(item.data["x"], uv[rows, 0]) and np.allclose(item.data["y"], uv[rows, 1])
+    x0, x1 = canvas.scatter_items[0].dataBounds(0)
+    assert x0 == pytest.approx(uv[snapshot.labels == 0, 0].min())
 
 
 def test_hover_shows_the_source_image(qtbot, canvas, mnist5k):

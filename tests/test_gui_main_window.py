@@ -271,6 +271,8 @@ def test_open_dataset_folder_loads_off_thread_and_reports_errors(qtbot, mnist5k,
     assert [c["kind"] for c in recorder.calls] == ["warning"] and "broken.png" in recorder.calls[0]["text"]
     assert window.dataset_combo.currentData()[0] == "folder"
 
+    assert window.settings.value("data/kind") == "folder"  # remembered for the next start
+    window.settings.remove("data")  # (and forgotten again, so later windows in this session start on mnist5k)
     trainer = window.trainer
     window.load_dataset_async("idx", str(tmp_path / "nothing-here"), confirm=False)
     qtbot.waitUntil(lambda: len(recorder.calls) == 2, timeout=WAIT_MS)
@@ -288,3 +290,24 @@ def test_export_loss_csv_and_plot_png(qtbot, mnist5k, tmp_path):
     for which in ("loss", "metrics", "canvas"):
         assert window.export_png(which, tmp_path / f"{which}.png")
         assert (tmp_path / f"{which}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_run_gui_opens_the_window_with_a_checkpoint(qtbot, short_checkpoint, monkeypatch):
+    """The entry point of `clipvae-studio [gui] CKPT` and `python main.py`, with the event loop stubbed."""
+    from PySide6.QtWidgets import QApplication
+
+    from clipvae_studio.gui.app import run_gui
+
+    shown = []
+
+    def fake_exec():
+        shown.extend(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible())
+        return 0
+
+    monkeypatch.setattr(QApplication, "exec", staticmethod(fake_exec))
+    assert run_gui(str(short_checkpoint)) == 0
+    window = next(w for w in shown if w.checkpoint_path == str(short_checkpoint))
+    qtbot.addWidget(window)
+    assert window.trainer.step_count == 40 and window.windowTitle().startswith("short.pt")
+    assert not window.windowIcon().isNull()
+    window.close()

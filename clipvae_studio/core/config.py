@@ -40,6 +40,7 @@ class TrainConfig:
     # KL(q(z|x) || q(z|label)) with the image side held fixed: fits each label's posterior to its
     # class's image latents, so samples of q(z|label) decode to that label (0 = off, the reference)
     w_label_match: float = 0.0
+    label_pull: float = 0.0  # share of that term's gradient reaching the image encoder (0..1)
     augment_px: float = 0.0  # random shifts (and small rotations/scalings) of training images; 0 = off
     # --- optimisation ----------------------------------------------------
     lr: float = 1e-3
@@ -113,6 +114,8 @@ FIELD_HELP = {
     "free_bits": "Nats per latent dimension that the KL term does not penalise.",
     "w_label_match": "Weight of KL(image posterior || label posterior): fits each label's posterior to its "
                      "class's image latents (conditional generation); 0 = off.",
+    "label_pull": "How much the label-match term also draws each class's image latents together "
+                  "(0 = not at all, 1 = fully: a class-conditional prior).",
     "augment_px": "Jitter training images by random shifts up to this many pixels (with small rotations "
                   "and scalings); 0 = off (the reference).",
     "lr": "AdamW learning rate.",

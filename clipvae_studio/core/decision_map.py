@@ -11,7 +11,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torchvision.utils import make_grid
 
 from .model import CLIPVAE
 from .projection import Projection
@@ -91,6 +90,8 @@ def manifold_image(model: CLIPVAE, projection: Projection, rect, count: int = 15
         if should_stop and should_stop():
             raise Cancelled()
         images.append(model.decode_image(z[start:start + 1024]).cpu())
+    from torchvision.utils import make_grid  # deferred: importing torchvision costs seconds of GUI start-up
+
     grid = make_grid(torch.cat(images), nrow=count, padding=0)  # C x H x W (3 channels for grey)
     picture = grid[0] if model.image_shape[0] == 1 else grid.permute(1, 2, 0)
     return np.ascontiguousarray(picture.numpy()[::-1])

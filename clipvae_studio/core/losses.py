@@ -56,12 +56,16 @@ def clip_prototype(z_image: torch.Tensor, y: torch.Tensor, label_latents: torch.
     return 0.5 * (image_to_label + label_to_image)
 
 
-def label_match(mu_x: torch.Tensor, logvar_x: torch.Tensor, mu_y: torch.Tensor, logvar_y: torch.Tensor) -> torch.Tensor:
-    """KL(q(z|x) || q(z|y)) per sample (summed over dimensions, batch mean), image side detached.
+def label_match(mu_x: torch.Tensor, logvar_x: torch.Tensor, mu_y: torch.Tensor, logvar_y: torch.Tensor,
+                pull: float = 0.0) -> torch.Tensor:
+    """KL(q(z|x) || q(z|y)) per sample (summed over dimensions, batch mean).
 
     Minimised over the label posterior, this makes q(z|y) the moment-matched Gaussian of its
     class's image posteriors: mean = class mean of mu_x, variance = mean var_x + spread of mu_x.
+    `pull` scales the gradient that reaches the image side (0: image latents untouched; 1: the
+    label posterior also acts as a class-conditional prior that draws each class together).
     """
-    mu_x, logvar_x = mu_x.detach(), logvar_x.detach()
+    mu_x = mu_x.detach() + pull * (mu_x - mu_x.detach())  # same value, gradient times pull
+    logvar_x = logvar_x.detach() + pull * (logvar_x - logvar_x.detach())
     kl = 0.5 * (logvar_y - logvar_x + (logvar_x.exp() + (mu_x - mu_y).pow(2)) * torch.exp(-logvar_y) - 1)
     return kl.sum(1).mean()

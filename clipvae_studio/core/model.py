@@ -108,7 +108,8 @@ class CLIPVAE(nn.Module):
             "ce_label": F.cross_entropy(self.decode_label(z_y), y),
         }
         if getattr(config, "w_label_match", 0.0) > 0:  # optional sixth term, absent for the reference
-            terms["label_match"] = losses.label_match(mu_x, logvar_x, mu_y, logvar_y)
+            terms["label_match"] = losses.label_match(mu_x, logvar_x, mu_y, logvar_y,
+                                                        getattr(config, "label_pull", 0.0))
         return terms
 
 

@@ -61,6 +61,23 @@ class _PassiveScatter(pg.ScatterPlotItem):
         ev.ignore()
 
 
+def move_points(item: pg.ScatterPlotItem, x: np.ndarray, y: np.ndarray) -> None:
+    """New positions for a scatter's points. When the count is unchanged (the snapshot subset is
+    fixed), write them into the item's record array in place: setData would look every point's
+    symbol up again in Python (~1 ms per 1,000 points) although none of the styles changed."""
+    data = getattr(item, "data", None)
+    if data is None or len(data) != len(x) or len(x) == 0 or not {"x", "y"} <= set(data.dtype.names or ()):
+        item.setData(x=x, y=y)
+        return
+    data["x"] = x
+    data["y"] = y
+    item.prepareGeometryChange()
+    item.informViewBoundsChanged()
+    item.bounds = [None, None]
+    item.invalidate()
+    item.sigPlotChanged.emit(item)
+
+
 class LatentCanvas(QWidget):
     pointPicked = Signal(float, float)
     decoded = Signal(object)  # core.explore.Decoded
@@ -317,7 +334,7 @@ class LatentCanvas(QWidget):
             self._class_rows = [np.flatnonzero(labels == i) for i in range(len(self.scatter_items))]
             self._labels_key = key
         for item, rows in zip(self.scatter_items, self._class_rows):
-            item.setData(x=self._uv[rows, 0], y=self._uv[rows, 1])
+            move_points(item, self._uv[rows, 0], self._uv[rows, 1])
         anchors = self.projection.project(snapshot.label_mu) if len(snapshot.label_mu) else np.zeros((0, 2))
         self.anchor_item.setData(x=anchors[:, 0], y=anchors[:, 1], brush=self._anchor_brushes[:len(anchors)])
         for text, (u, v) in zip(self.anchor_texts, anchors):

@@ -9,7 +9,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
-from scipy.signal import lfilter
 
 from .style import current_theme, style_plot
 from .training_worker import CURVE_KEYS
@@ -99,12 +98,29 @@ class LossHistory:
                 writer.writerow([int(row[0]), f"{row[1]:.6g}"] + [f"{v:.8g}" for v in row[2:]])
 
 
+def ema_biased(values: np.ndarray, weight: float, state: float = 0.0) -> tuple[np.ndarray, float]:
+    """s_i = weight * s_(i-1) + (1 - weight) * x_i from s_(-1) = state; returns (s, last s).
+
+    Vectorised per chunk: s_i = w^(i+1) * (state + (1-w) * cumsum_j(x_j / w^(j+1))), with chunks
+    short enough that w^k stays far from underflow (numpy only: scipy.signal takes seconds to import).
+    """
+    out = np.empty(len(values), dtype=np.float64)
+    chunk = int(max(8, min(512, 100 * np.log(10) / -np.log(weight))))
+    powers = weight ** np.arange(1, chunk + 1, dtype=np.float64)
+    for start in range(0, len(values), chunk):
+        x = values[start:start + chunk]
+        p = powers[:len(x)]
+        out[start:start + len(x)] = p * (state + (1.0 - weight) * np.cumsum(x / p))
+        state = float(out[start + len(x) - 1])
+    return out, state
+
+
 def ema_debiased(values: np.ndarray, weight: float) -> np.ndarray:
     """TensorBoard's smoothing: an EMA started at 0 and divided by (1 - weight**(i+1))."""
     if weight <= 0 or len(values) == 0:
         return values.copy()
     finite = np.where(np.isfinite(values), values, 0.0)
-    biased = lfilter([1.0 - weight], [1.0, -weight], finite)
+    biased, _ = ema_biased(finite, weight)
     return biased / (1.0 - weight ** np.arange(1, len(values) + 1))
 
 
@@ -199,7 +215,7 @@ class LossPlot(QWidget):
 
         self._smoothed: dict[str, np.ndarray] = {}
         self._smoothed_n = 0
-        self._zi: dict[str, np.ndarray] = {}
+        self._ema_state: dict[str, float] = {}
         self._smoothing_changed(self.smoothing_slider.value())
         self.set_log_scale(True)
         self.timer = QTimer(self)
@@ -298,11 +314,11 @@ class LossPlot(QWidget):
 
     # --- drawing ------------------------------------------------------------------
     def _invalidate_smoothing(self) -> None:
-        self._smoothed, self._zi, self._smoothed_n = {}, {}, 0
+        self._smoothed, self._ema_state, self._smoothed_n = {}, {}, 0
         self._dirty = True
 
     def _update_smoothing(self) -> None:
-        """Extend the smoothed series over the new points only (lfilter keeps the EMA state)."""
+        """Extend the smoothed series over the new points only (the EMA state carries over)."""
         n, start, w = len(self.history), self._smoothed_n, self._smoothing
         if n == start:
             return
@@ -311,8 +327,7 @@ class LossPlot(QWidget):
             new = self.history.values(key)[start:n]
             if w > 0:
                 finite = np.where(np.isfinite(new), new, 0.0)
-                zi = self._zi.get(key, np.zeros(1))
-                biased, self._zi[key] = lfilter([1.0 - w], [1.0, -w], finite, zi=zi)
+                biased, self._ema_state[key] = ema_biased(finite, w, self._ema_state.get(key, 0.0))
                 new = biased / debias
             old = self._smoothed.get(key)
             self._smoothed[key] = new.copy() if old is None else np.concatenate([old, new])

@@ -79,6 +79,7 @@ class MainWindow(QMainWindow):
 
         saved_preset = str(self.settings.value("training/preset", "studio"))
         self.preset_name = saved_preset if saved_preset in PRESETS else "studio"
+        self._explicit_dataset = dataset is not None  # then the saved last dataset is not reloaded
         self.dataset = dataset if dataset is not None else load_dataset("mnist5k")
         self.dataset_source = ("mnist5k", None) if dataset is None else (dataset.name, None)
         config = config or preset(self.preset_name)
@@ -474,8 +475,11 @@ class MainWindow(QMainWindow):
 
     def _update_title(self) -> None:
         name = Path(self.checkpoint_path).name if self.checkpoint_path else "untitled"
-        self.setWindowTitle(f"{name}[*] — CLIP-VAE Studio")
-        self.setWindowModified(self.unsaved)
+        title = f"{name}[*] — CLIP-VAE Studio"
+        if title != self.windowTitle():
+            self.setWindowTitle(title)
+        if self.isWindowModified() != self.unsaved:
+            self.setWindowModified(self.unsaved)
 
     # --- settings, preset, dataset ----------------------------------------------------------------------
     def _setting_edited(self, name: str, value) -> None:
@@ -770,7 +774,7 @@ class MainWindow(QMainWindow):
         state = self.settings.value("window/state")
         self._layout_restored = isinstance(state, QByteArray) and not state.isEmpty() and self.restoreState(state)
         kind, path = str(self.settings.value("data/kind", "mnist5k")), str(self.settings.value("data/path", "")) or None
-        if (kind, path) != tuple(self.dataset_source) and kind in DATASET_TITLES and self.dataset.name == "mnist5k":
+        if (kind, path) != tuple(self.dataset_source) and kind in DATASET_TITLES and not self._explicit_dataset:
             # the last dataset: loaded after the window is up, so start-up stays fast
             QTimer.singleShot(0, lambda: self.load_dataset_async(kind, path, confirm=False))
 

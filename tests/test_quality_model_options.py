@@ -1,0 +1,81 @@
+"""The studio's model options: the label-match term, image jitter, and a reference left untouched."""
+import pytest
+import torch
+
+from clipvae_studio.core import CLIPVAE, preset
+from clipvae_studio.core.augment import jitter
+from clipvae_studio.core.losses import LOSS_TERMS, label_match
+from clipvae_studio.core.model import weighted_total
+
+
+def test_label_match_is_the_gaussian_kl_and_zero_for_equal_posteriors():
+    mu, logvar = torch.randn(6, 4), torch.randn(6, 4) * 0.3
+    assert label_match(mu, logvar, mu, logvar).item() == pytest.approx(0.0, abs=1e-6)
+    # KL(N(1, 1) || N(0, e^2)) per dimension = 0.5 * (2 + (1 + 1) / e^2 - 1)
+    one = torch.ones(1, 3)
+    expected = 3 * 0.5 * (2 + 2 / torch.e ** 2 - 1)
+    assert label_match(one, torch.zeros(1, 3), torch.zeros(1, 3), 2 * one).item() == pytest.approx(expected)
+
+
+def test_label_match_optimum_is_the_moment_matched_class_gaussian():
+    torch.manual_seed(0)
+    mu_x = torch.randn(500, 3) * torch.tensor([0.5, 1.0, 2.0]) + torch.tensor([3.0, -1.0, 0.0])
+    logvar_x = torch.full((500, 3), -2.0)
+    mu_y = mu_x.mean(0, keepdim=True).clone().requires_grad_(True)
+    var = logvar_x.exp().mean(0) + mu_x.var(0, unbiased=False)
+    logvar_y = var.log().unsqueeze(0).clone().requires_grad_(True)
+    loss = label_match(mu_x, logvar_x, mu_y.expand(500, 3), logvar_y.expand(500, 3))
+    loss.backward()
+    assert mu_y.grad.abs().max().item() < 1e-5 and logvar_y.grad.abs().max().item() < 1e-5
+
+
+def test_label_pull_decides_whether_the_image_side_gets_a_gradient():
+    mu_x = torch.randn(5, 2, requires_grad=True)
+    logvar_x = torch.zeros(5, 2, requires_grad=True)
+    mu_y, logvar_y = torch.ones(5, 2), torch.zeros(5, 2)
+    label_match(mu_x, logvar_x, mu_y, logvar_y, pull=0.0).backward()
+    assert mu_x.grad is None or mu_x.grad.abs().sum() == 0
+    full = torch.autograd.grad(label_match(mu_x, logvar_x, mu_y, logvar_y, pull=1.0), mu_x)[0]
+    half = torch.autograd.grad(label_match(mu_x, logvar_x, mu_y, logvar_y, pull=0.5), mu_x)[0]
+    assert torch.allclose(full, (mu_x - mu_y).detach() / 5)  # d/dmu of 0.5 (mu - mu_y)^2, batch mean
+    assert torch.allclose(half, 0.5 * full)
+    # the value does not depend on pull
+    a = label_match(mu_x, logvar_x, mu_y, logvar_y, pull=0.0)
+    b = label_match(mu_x, logvar_x, mu_y, logvar_y, pull=1.0)
+    assert a.item() == pytest.approx(b.item())
+
+
+def test_jitter_moves_pixels_but_keeps_shape_and_range():
+    x = torch.zeros(8, 1, 28, 28)
+    x[:, :, 10:18, 12:16] = 1.0
+    assert jitter(x, 0.0) is x
+    y = jitter(x, 2.0, generator=torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+    assert not torch.allclose(y, x)
+    # small moves of a block well inside the frame keep its ink within ~25 %
+    assert torch.allclose(y.sum((1, 2, 3)), x.sum((1, 2, 3)), rtol=0.25)
+
+
+def test_reference_keeps_its_five_terms_and_no_jitter():
+    ref = preset("reference")
+    assert ref.w_label_match == 0 and ref.augment_px == 0 and ref.label_pull == 0
+    torch.manual_seed(0)
+    model = CLIPVAE.from_config(ref, (1, 28, 28), 10)
+    x, y = torch.rand(16, 1, 28, 28), torch.arange(16) % 10
+    torch.manual_seed(1)
+    terms = model.loss_terms(x, y, ref)
+    assert tuple(terms) == LOSS_TERMS
+    total = sum(terms[k] for k in LOSS_TERMS)  # every reference weight is 1
+    assert weighted_total(terms, ref).item() == pytest.approx(total.item(), rel=1e-6)
+
+
+def test_studio_adds_the_label_match_term_to_the_total():
+    studio = preset("studio")
+    assert studio.w_label_match > 0
+    model = CLIPVAE.from_config(studio, (1, 28, 28), 10)
+    terms = model.loss_terms(torch.rand(16, 1, 28, 28), torch.arange(16) % 10, studio)
+    assert set(terms) == set(LOSS_TERMS) | {"label_match"}
+    without = dict(terms)
+    del without["label_match"]
+    gap = weighted_total(terms, studio) - weighted_total(without, studio)
+    assert gap.item() == pytest.approx(studio.w_label_match * terms["label_match"].item(), rel=1e-5)
