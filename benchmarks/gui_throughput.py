@@ -92,9 +92,11 @@ def gui_run(app, config, dataset, warmup: float, seconds: float) -> dict:
         pick_ms.append((time.perf_counter() - t) * 1000)
         pick_cpu_ms.append((time.thread_time() - c) * 1000)
         app.processEvents()
-    window.close()
+    window.stop_training()
+    while window.worker.busy:
+        app.processEvents()
 
-    # a 10,000-point snapshot on the canvas (training stopped, so this is the canvas alone)
+    # a 10,000-point snapshot on the canvas, window shown (training stopped: the canvas alone)
     rng = np.random.default_rng(0)
     z = config.z_dim
     update_ms, update_cpu_ms = [], []
@@ -106,6 +108,7 @@ def gui_run(app, config, dataset, warmup: float, seconds: float) -> dict:
         canvas.plot_widget.viewport().repaint()
         update_ms.append((time.perf_counter() - t) * 1000)
         update_cpu_ms.append((time.thread_time() - c) * 1000)
+    window.close()
     return {"samples_per_second": rate, "steps": s1 - s0, "loss_points_drawn": points,
             "timer_ticks": len(ticks), "lag_p50_ms": float(np.percentile(lag_ms, 50)),
             "lag_p99_ms": float(np.percentile(lag_ms, 99)), "lag_max_ms": float(lag_ms.max()),

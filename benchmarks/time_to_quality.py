@@ -81,7 +81,8 @@ def main() -> None:
     # The baseline is the faster reference configuration (see throughput.py for why).
     baseline = min(typical("reference_loop"), typical("reference_loop_1_thread"))
     studio = typical("studio")
-    fraction = studio / baseline if baseline not in (0, float("inf")) else None
+    finite = baseline not in (0, float("inf")) and studio != float("inf")
+    fraction = studio / baseline if finite else None
     emit({
         "benchmark": "time_to_quality",
         "target_accuracy": args.target, "eval_every_s": EVAL_EVERY_S, "seeds": args.seeds,
@@ -91,6 +92,7 @@ def main() -> None:
         "speedup": round(1 / fraction, 2) if fraction else None,
         "target_fraction": round(TARGET_FRACTION, 3),
         "met": fraction is not None and fraction <= TARGET_FRACTION,
+        "studio_best_accuracy": max((r["accuracy"] for r in runs["studio"]), default=None),
         "runs": runs, "default_threads": default_threads, "machine": machine(),
     })
 

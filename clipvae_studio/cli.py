@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     clf = sub.add_parser("train-classifier", help="train the independent CNN that judges generated images")
     data_args(clf)
     clf.add_argument("--out", required=True, help="classifier file to write")
-    clf.add_argument("--epochs", type=int, default=30)
+    clf.add_argument("--epochs", type=int, default=40)
     clf.add_argument("--width", type=int, default=16, help="channels of the first conv layer")
     clf.add_argument("--seed", type=int, default=0)
     clf.add_argument("--device", choices=DEVICES, default="cpu")

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import QtMsgType, qInstallMessageHandler
+from PySide6.QtCore import qInstallMessageHandler
 from PySide6.QtGui import QAction
 
 pytest.importorskip("pytestqt")

@@ -45,8 +45,14 @@ class DatasetLoad(QObject):
             self.dialog.setMinimumDuration(300)
             self.dialog.setAutoClose(False)
             self.progressed.connect(self._progress)
-            self.finished.connect(lambda *_: self.dialog.close())
+            self.finished.connect(self._close_dialog)
         threading.Thread(target=self._load, name=f"load-{self.kind}", daemon=True).start()
+
+    # Bound methods of this QObject (it lives in the GUI thread), never lambdas: signals emitted
+    # from the loading thread then queue to the GUI thread.
+    def _close_dialog(self, *_args) -> None:
+        if self.dialog is not None:
+            self.dialog.close()
 
     def _progress(self, done: int, total: int) -> None:
         if self.dialog is not None:

@@ -160,11 +160,25 @@ class RecoveryController(QObject):
             self.pending = None
             recovery.discard()
 
+    def _after_dataset_load(self, then) -> None:
+        """Call `then` once the window has no dataset load in flight. Polled rather than connected
+        to the load's finished signal: a small dataset can finish before a connection is made."""
+        def check():
+            if self.window._dataset_load is None:
+                poll.stop()
+                poll.deleteLater()
+                then()
+
+        poll = QTimer(self)
+        poll.setInterval(50)
+        poll.timeout.connect(check)
+        poll.start()
+
     def restore(self, recovery: Recovery) -> bool:
         """Make the recovered model current; it continues with the same optimiser state and history."""
         window = self.window
         if window._dataset_load is not None:  # a dataset is still loading: restore once it is in
-            window._dataset_load.finished.connect(lambda *_: QTimer.singleShot(0, lambda: self.restore(recovery)))
+            self._after_dataset_load(lambda: self.restore(recovery))
             return False
         try:
             ckpt = recovery.load()
@@ -178,9 +192,8 @@ class RecoveryController(QObject):
             source = recovery.meta.get("dataset_source")
             if source and not self._dataset_tried and tuple(source) != tuple(window.dataset_source):
                 self._dataset_tried = True  # load the crashed session's dataset, then try once more
-                load = window.load_dataset_async(source[0], source[1], confirm=False)
-                if load is not None:
-                    load.finished.connect(lambda *_: QTimer.singleShot(0, lambda: self.restore(recovery)))
+                if window.load_dataset_async(source[0], source[1], confirm=False) is not None:
+                    self._after_dataset_load(lambda: self.restore(recovery))
                     return False
             window.show_message("Could not restore", f"The autosave was made on {ckpt.dataset}, which cannot be "
                                 f"opened now. It is kept in {recovery.checkpoint} and will be offered again at the "

@@ -2,7 +2,7 @@
 switches of the canvas background layers."""
 from __future__ import annotations
 
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from ...core.explore import Decoded
 from .image_view import PixelImageView
@@ -21,7 +21,8 @@ class PointPanel(QWidget):
                                "ticks: the score of the latent point itself, where it differs")
         self.caption = QLabel()
         self.caption.setObjectName("pointCaption")
-        self.caption.setWordWrap(True)
+        # Its text changes on every drag move: a fixed-height line that never asks for a re-layout.
+        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.decision_box = QCheckBox("Decision map")
         self.decision_box.setObjectName("decisionMapToggle")
         self.decision_box.setToolTip("Colour the map by CLIP's top label for the image decoded at each place;\n"

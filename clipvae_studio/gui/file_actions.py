@@ -1,0 +1,137 @@
+"""The File menu's work for the main window: checkpoints (open, save, recent files) and exports
+(loss history as CSV, plots as PNG). A mixin of MainWindow, kept apart so each file holds one idea."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtWidgets import QFileDialog
+
+from ..core.checkpoint import CheckpointError, load_checkpoint, save_trainer
+from ..core.trainer import Trainer
+
+MAX_RECENT = 8
+CHECKPOINT_FILTER = "Checkpoints (*.pt *.pth *.ckpt);;All files (*)"
+
+
+class FileActions:
+    """Needs the MainWindow attributes dataset, trainer, settings, checkpoint_path, loss_plot,
+    metrics_plot, canvas and the methods show_message, _confirm_discard, _stop_and_wait,
+    _install_trainer, _update_title."""
+
+    def open_checkpoint_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", self._last_folder(), CHECKPOINT_FILTER)
+        if path:
+            self.open_checkpoint(path)
+
+    def open_checkpoint(self, path, confirm: bool = True) -> bool:
+        """Load a checkpoint (studio or reference format); on any error the current model stays."""
+        path = str(path)
+        if confirm and not self._confirm_discard("Open a checkpoint (replaces the current model)"):
+            return False
+        try:
+            ckpt = load_checkpoint(path, self.dataset.image_shape, self.dataset.num_labels)
+        except CheckpointError as exc:
+            self.show_message("Could not open the checkpoint", f"{exc}\n\nThe current model is unchanged.", "error")
+            return False
+        self._stop_and_wait()
+        try:
+            trainer = Trainer(ckpt.config, self.dataset, model=ckpt.model, publish_weights=True)
+        except Exception as exc:
+            try:  # e.g. saved for a GPU this machine does not have: train where we can
+                trainer = Trainer(ckpt.config.with_values(device="auto"), self.dataset, model=ckpt.model,
+                                  publish_weights=True)
+            except Exception:
+                self.show_message("Could not open the checkpoint", f"{Path(path).name}: {exc}\n\n"
+                                  "The current model is unchanged.", "error")
+                return False
+        trainer.restore(ckpt.payload())
+        self.checkpoint_path = path
+        self._install_trainer(trainer)
+        self._add_recent(path)
+        self.settings.setValue("paths/checkpoint", str(Path(path).parent))
+        self._update_title()
+        return True
+
+    def save_checkpoint(self) -> bool:
+        if not self.checkpoint_path:
+            return self.save_checkpoint_as()
+        return self.save_checkpoint_to(self.checkpoint_path)
+
+    def save_checkpoint_as(self) -> bool:
+        suggestion = os.path.join(self._last_folder(), f"{self.dataset.name}-{self.trainer.step_count}.pt")
+        path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint", suggestion, CHECKPOINT_FILTER)
+        return self.save_checkpoint_to(path) if path else False
+
+    def save_checkpoint_to(self, path) -> bool:
+        path = str(path)
+        try:
+            save_trainer(path, self.trainer, dataset_name=self.dataset.name)
+        except CheckpointError as exc:
+            self.show_message("Could not save the checkpoint", str(exc), "error")
+            return False
+        self.checkpoint_path = path
+        self._saved_step = self.trainer.step_count
+        self._add_recent(path)
+        self.settings.setValue("paths/checkpoint", str(Path(path).parent))
+        self._update_title()
+        self.statusBar().showMessage(f"Saved {path}", 4000)
+        self.checkpointSaved.emit(path)
+        return True
+
+    def export_loss_csv_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export loss history", os.path.join(self._last_folder(),
+                                              "loss.csv"), "CSV (*.csv)")
+        if path:
+            self.export_loss_csv(path)
+
+    def export_loss_csv(self, path) -> bool:
+        try:
+            self.loss_plot.history.write_csv(path)
+        except OSError as exc:
+            self.show_message("Could not export", f"{path}: {exc.strerror or exc}", "error")
+            return False
+        self.statusBar().showMessage(f"Wrote {path}", 4000)
+        return True
+
+    def export_png_dialog(self, which: str) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export plot", os.path.join(self._last_folder(), f"{which}.png"),
+                                              "PNG image (*.png)")
+        if path:
+            self.export_png(which, path)
+
+    def export_png(self, which: str, path) -> bool:
+        widget = {"loss": self.loss_plot.plot_widget, "metrics": self.metrics_plot.layout_widget,
+                  "canvas": self.canvas.plot_widget}[which]
+        if not widget.grab().save(str(path), "PNG"):
+            self.show_message("Could not export", f"Could not write {path}", "error")
+            return False
+        return True
+
+    def _last_folder(self) -> str:
+        return str(self.settings.value("paths/checkpoint", str(Path.home())))
+
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("recent/files", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _add_recent(self, path: str) -> None:
+        path = str(Path(path).resolve())
+        files = [path] + [p for p in self.recent_files() if p != path]
+        self.settings.setValue("recent/files", files[:MAX_RECENT])
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        files = self.recent_files()
+        for path in files:
+            action = self.recent_menu.addAction(Path(path).name)
+            action.setToolTip(path)
+            action.setStatusTip(path)
+            action.triggered.connect(lambda _=False, p=path: self.open_checkpoint(p))
+        if not files:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear list", lambda: self.settings.setValue("recent/files", []))
