@@ -111,8 +111,8 @@ def main(argv=None) -> int:
 
             out = Path(args.samples_dir)
             out.mkdir(parents=True, exist_ok=True)
-            save_image(sample_grid(model, seed=args.seed), out / f"samples-{name}.png", nrow=10, padding=2,
-                       pad_value=0.5)
+            grid = torch.nn.functional.interpolate(sample_grid(model, seed=args.seed), scale_factor=2)
+            save_image(grid, out / f"samples-{name}.png", nrow=10, padding=4, pad_value=0.5)
     print(json.dumps({
         "benchmark": "quality", "dataset": dataset.describe(), "split": "test",
         "time_budget_s": args.time_budget, "clock": args.clock, "seed": args.seed, "torch_threads": torch.get_num_threads(),

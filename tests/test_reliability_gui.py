@@ -77,12 +77,6 @@ def qt_warnings():
         if mode in (QtMsgType.QtWarningMsg, QtMsgType.QtCriticalMsg, QtMsgType.QtFatalMsg) \
                 and "propagateSizeHints" not in message:  # the offscreen platform's own notice
             seen.append(message)
-            if "Timers" in message and len(seen) < 2:
-                import threading, traceback
-                with open("/tmp/rel/timer_stack.txt", "a") as fh:
-                    fh.write(f"=== {message} in {threading.current_thread().name}\n")
-                    for tid, frame in sys._current_frames().items():
-                        fh.write(f"--- thread {tid}\n" + "".join(traceback.format_stack(frame)[-12:]))
 
     previous = qInstallMessageHandler(handler)
     yield seen

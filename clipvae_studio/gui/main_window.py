@@ -110,7 +110,7 @@ class MainWindow(FileActions, QMainWindow):
         self.worker.lossBatch.connect(self._on_loss_batch)
         self.worker.evaluated.connect(self._on_evaluated)
         self.worker.snapshotReady.connect(self._on_snapshot)
-        self.worker.inferenceModelReady.connect(self._on_inference_model)
+        self.worker.weightsReady.connect(self._on_weights)
         self.worker.stateChanged.connect(self._on_state)
         self.worker.errorOccurred.connect(self._on_error)
         self.worker.runFinished.connect(self._on_run_finished)
@@ -399,9 +399,11 @@ class MainWindow(FileActions, QMainWindow):
             self.canvas.set_snapshot(snapshot)
             self.snapshotReceived.emit(snapshot)
 
-    def _on_inference_model(self, model, generation: int) -> None:
+    def _on_weights(self, event, generation: int) -> None:
+        """A consistent weight snapshot (about once a second while training): a new CPU eval copy
+        for decoding. Built here, not in the worker, so the training thread never pays for it."""
         if self._current(generation):
-            self._set_inference_model(model)
+            self._set_inference_model(inference_copy(self.trainer.model, event.state_dict))
 
     def _set_inference_model(self, model) -> None:
         self.inference_model = model

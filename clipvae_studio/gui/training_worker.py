@@ -16,7 +16,6 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from ..core.events import ErrorEvent, EvalEvent, LatentSnapshot, StateEvent, StepEvent, WeightsEvent
-from ..core.explore import inference_copy
 from ..core.losses import LOSS_TERMS
 from ..core.trainer import Trainer
 
@@ -40,7 +39,6 @@ class TrainingWorker(QObject):
     evaluated = Signal(object, int)  # EvalEvent.metrics (dict with step and epoch)
     snapshotReady = Signal(object, int)  # LatentSnapshot (numpy arrays)
     weightsReady = Signal(object, int)  # WeightsEvent (CPU state_dict copy)
-    inferenceModelReady = Signal(object, int)  # a fresh eval-mode CPU CLIPVAE built from those weights
     stateChanged = Signal(str, int)
     errorOccurred = Signal(object, int)  # ErrorEvent
     runFinished = Signal(object, int)  # Trainer.summary()
@@ -211,8 +209,7 @@ class TrainingWorker(QObject):
         if isinstance(event, LatentSnapshot):
             self.snapshotReady.emit(event, gen)
         elif isinstance(event, WeightsEvent):
-            self.weightsReady.emit(event, gen)
-            self.inferenceModelReady.emit(inference_copy(self.trainer.model, event.state_dict), gen)
+            self.weightsReady.emit(event, gen)  # the window builds its inference copy (off this thread)
         elif isinstance(event, EvalEvent):
             self.evaluated.emit(dict(event.metrics), gen)
         elif isinstance(event, StateEvent):
