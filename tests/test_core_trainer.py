@@ -3,6 +3,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 import torch
 
 from clipvae_studio.core import Trainer, preset
@@ -112,3 +113,14 @@ def test_time_budget(mnist5k):
     trainer = Trainer(small(), mnist5k, eval_size=100)
     summary = trainer.run(time_budget=0.5)
     assert summary["state"] == "finished" and 0.5 <= summary["seconds"] < 1.5
+
+
+def test_cosine_schedule_completes_within_a_time_budget(mnist5k):
+    # epochs far beyond what 0.5 s allows: the time budget, not the step plan, ends the decay
+    trainer = Trainer(small(lr_schedule="cosine", epochs=10**5), mnist5k, eval_size=100)
+    lrs = []
+    trainer.add_listener(lambda e: lrs.append(e.lr) if isinstance(e, StepEvent) else None)
+    trainer.run(time_budget=0.5)
+    assert lrs[0] == pytest.approx(trainer.config.lr, rel=0.05)
+    assert lrs[-1] < 0.1 * trainer.config.lr
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))

@@ -152,7 +152,7 @@ def _studio() -> TrainConfig:
         arch="mlp", z_dim=16, width=256, depth=2, shared_blocks=False, noise="gaussian",
         clip_mode="prototype", rec_reduction="sum", kld_reduction="sum",
         w_clip=40.0, w_kld_label=0.01, w_label_match=1.0, label_pull=0.6, augment_px=2.0,
-        lr=2e-3, batch_size=256, epochs=110, lr_schedule="cosine",
+        lr=2e-3, batch_size=256, epochs=170, lr_schedule="cosine",
     )
 
 

@@ -27,11 +27,20 @@ def make_adamw(params, lr: float, weight_decay: float, device: torch.device) -> 
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=True)
 
 
+_RESERVED_CORES = 0  # cores kept free for an interactive front end (the GUI sets 1)
+
+
+def reserve_cores(count: int) -> None:
+    """Leave `count` cores to the caller's own threads (the GUI thread) in auto_threads()."""
+    global _RESERVED_CORES
+    _RESERVED_CORES = max(0, int(count))
+
+
 def auto_threads() -> int:
-    """Intra-op threads for training on the CPU: one core is left to the GUI thread and the
-    rest of the machine, and more than four never helps matrices this small."""
+    """Intra-op threads for training on the CPU: every core headless, one fewer when a GUI has
+    reserved one for itself, and never more than four (matrices this small gain nothing more)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores - 1, 4))
+    return max(1, min(cores - _RESERVED_CORES, 4))
 
 
 def apply_thread_policy(device: torch.device, num_threads: int | None) -> int:

@@ -63,6 +63,7 @@ class Trainer:
         self.eval_history: list[dict] = []
         self.train_seconds = 0.0
         self.state = "idle"
+        self._budget: tuple[float, float] | None = None  # (start seconds, time budget) of the current run
         self.last_metrics: dict = {}
         self.lock = threading.RLock()  # held during an optimiser step; take it to read consistent weights
         self._cv = threading.Condition()
@@ -139,6 +140,12 @@ class Trainer:
     # --- the loop ----------------------------------------------------------------
     def run(self, max_steps: int | None = None, time_budget: float | None = None) -> dict:
         """Train until the planned epochs, max_steps, time_budget seconds of training, stop() or an error."""
+        try:
+            return self._run(max_steps, time_budget)
+        finally:
+            self._budget = None  # a later step() follows the planned epochs again
+
+    def _run(self, max_steps: int | None, time_budget: float | None) -> dict:
         with self._cv:
             self._stop = False
         self._set_state("paused" if self._paused else "running")
@@ -146,6 +153,7 @@ class Trainer:
         self.num_threads = apply_thread_policy(self.device, self._threads_wanted)
         torch.manual_seed(self.config.seed + self.step_count)
         start_steps, start_seconds = self.step_count, self.train_seconds
+        self._budget = (start_seconds, time_budget) if time_budget else None
         next_snapshot = 0.0
         finished = False
         while True:
@@ -199,8 +207,17 @@ class Trainer:
 
     def _lr_at(self, step: int) -> float:
         if self.config.lr_schedule == "cosine":
-            return self.config.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, step / self.total_steps)))
+            return self.config.lr * 0.5 * (1 + math.cos(math.pi * self._progress(step)))
         return self.config.lr
+
+    def _progress(self, step: int) -> float:
+        """How far the run is, 0..1: by steps against the planned epochs, or by training time
+        against a time budget if that runs out first (so a schedule always completes)."""
+        progress = step / self.total_steps
+        if self._budget is not None:
+            start_seconds, budget = self._budget
+            progress = max(progress, (self.train_seconds - start_seconds) / budget)
+        return min(1.0, progress)
 
     def _kl_factor(self, step: int) -> float:
         warm = self.config.kl_warmup_steps

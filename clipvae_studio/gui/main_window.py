@@ -17,6 +17,7 @@ from ..core.config import MODEL_FIELDS, PRESETS, TrainConfig, preset
 from ..core.data import load_dataset
 from ..core.explore import inference_copy
 from ..core.paths import studio_home
+from ..core.speed import reserve_cores
 from ..core.trainer import Trainer
 from . import style
 from .dataset_loader import DATASET_TITLES, DatasetLoad, detect_folder_kind
@@ -66,6 +67,7 @@ class MainWindow(FileActions, QMainWindow):
 
     def __init__(self, dataset=None, config: TrainConfig | None = None, parent=None):
         super().__init__(parent)
+        reserve_cores(1)  # training threads leave one core to this window's event loop
         self.setObjectName("MainWindow")
         tune_process_for_training()
         self.settings = QSettings(str(settings_file()), QSettings.Format.IniFormat)
