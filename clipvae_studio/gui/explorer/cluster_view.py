@@ -77,6 +77,8 @@ class ClusterView(QWidget):
         self.highlight = pg.ScatterPlotItem(size=16, symbol="o", pxMode=True, brush=None)
         self.highlight.setZValue(20)
         self.plot_item.addItem(self.highlight)
+        for overlay in (self.anchor_item, self.highlight):
+            overlay.setEnabled(False)  # pyqtgraph skips disabled items: a click on a dot under a star reaches the dot
 
         self.original_view = PixelImageView("clusterOriginal", min_side=84)
         self.reconstruction_view = PixelImageView("clusterReconstruction", min_side=84)
