@@ -1,5 +1,4 @@
 """Checkpoints: round trip, resume, the reference format, and refusal of bad files."""
-import io
 import math
 import os
 import pickle

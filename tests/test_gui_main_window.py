@@ -5,29 +5,17 @@ import numpy as np
 import pytest
 import torch
 from PySide6.QtCore import qInstallMessageHandler
-from PySide6.QtGui import QAction
 
 pytest.importorskip("pytestqt")
 
 from clipvae_studio.gui import MainWindow  # noqa: E402
+from qt_helpers import action, open_window  # noqa: E402
 
 WAIT_MS = 60_000  # generous: the CI machine is shared
 
 
 def make_window(qtbot, dataset, **config):
-    from clipvae_studio.core import preset
-
-    window = MainWindow(dataset=dataset, config=preset("studio").with_values(**config) if config else None)
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
-    return window
-
-
-def action(window, name) -> QAction:
-    found = window.findChild(QAction, name)
-    assert found is not None, name
-    return found
+    return open_window(qtbot, dataset, **config)
 
 
 def enabled(window):

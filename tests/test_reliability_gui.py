@@ -18,12 +18,12 @@ import torch
 pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import Qt, QtMsgType, qInstallMessageHandler  # noqa: E402
-from PySide6.QtGui import QAction  # noqa: E402
 from PySide6.QtWidgets import QFileDialog, QMessageBox  # noqa: E402
 
 from clipvae_studio.core import preset  # noqa: E402
 from clipvae_studio.core.idx import write_idx  # noqa: E402
 from clipvae_studio.gui import MainWindow  # noqa: E402
+from qt_helpers import action, open_window  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT_MS = 60_000  # generous: the machine is shared
@@ -41,17 +41,7 @@ def own_home(tmp_path, monkeypatch):
 
 
 def make_window(qtbot, dataset, **config):
-    window = MainWindow(dataset=dataset, config=preset("studio").with_values(**{**SMALL, **config}))
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
-    return window
-
-
-def action(window, name) -> QAction:
-    found = window.findChild(QAction, name)
-    assert found is not None, name
-    return found
+    return open_window(qtbot, dataset, **{**SMALL, **config})
 
 
 class Messages:

@@ -21,6 +21,7 @@ import torch
 
 from .config import TrainConfig, preset
 from .model import CLIPVAE
+from .state_tree import map_tensors
 
 FORMAT = "clipvae-studio"
 VERSION = 1
@@ -279,22 +280,15 @@ def _from_reference(state: dict, path: Path) -> Checkpoint:
 
 def _load_weights(model: CLIPVAE, state: dict, path: Path) -> None:
     try:
-        result = model.load_state_dict(state, strict=True)
+        model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{path.name}: weights do not fit the architecture ({_first_line(exc)})") from None
-    del result
     if not all(torch.isfinite(p).all() for p in model.parameters()):
         raise CheckpointError(f"{path.name}: the weights contain NaN or infinite values")
 
 
 def _to_cpu(state):
-    if isinstance(state, torch.Tensor):
-        return state.detach().cpu()
-    if isinstance(state, dict):
-        return {k: _to_cpu(v) for k, v in state.items()}
-    if isinstance(state, list):
-        return [_to_cpu(v) for v in state]
-    return state
+    return map_tensors(lambda t: t.detach().cpu(), state)
 
 
 def checkpoint_bytes(model: CLIPVAE, config: TrainConfig) -> bytes:

@@ -11,6 +11,8 @@ import sys
 
 import torch
 
+from .state_tree import map_tensors
+
 # glibc mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 _MALLOC_TUNED = False
@@ -122,13 +124,7 @@ def _reuse(dst, src, pairs):
 
 
 def clone_state(state):
-    if isinstance(state, torch.Tensor):
-        return state.detach().clone()
-    if isinstance(state, dict):
-        return {k: clone_state(v) for k, v in state.items()}
-    if isinstance(state, list):
-        return [clone_state(v) for v in state]
-    return state
+    return map_tensors(lambda t: t.detach().clone(), state)
 
 
 def all_finite(tensors) -> bool:
