@@ -58,10 +58,20 @@ def test_loss_plot_draws_smoothed_curves_incrementally(qtbot):
     plot.append_batch(batch(3000, 97_000, rng))  # 100,000 points in all
     plot.redraw_if_needed()
     curve = plot.curves["clip"]
-    assert curve.opts["autoDownsample"] and curve.opts["clipToView"] and curve.opts["downsampleMethod"] == "peak"
-    assert len(curve.xData) == 100_000
-    assert np.allclose(curve.yData, ema_debiased(plot.history.values("clip"), 0.9))
-    assert len(plot.raw_curves["clip"].yData) == 100_000
+    expected = ema_debiased(plot.history.values("clip"), 0.9)
+    assert np.allclose(plot._smoothed["clip"], expected)
+    # drawn decimated to ~2 points per pixel, keeping every peak and dip
+    assert len(curve.xData) <= 2 * max(200, plot.plot_widget.width()) + 2 < 100_000
+    assert curve.yData.max() == pytest.approx(expected.max()) and curve.yData.min() == pytest.approx(expected.min())
+    raw = plot.raw_curves["clip"]
+    assert raw.yData.max() == pytest.approx(plot.history.values("clip").max())
+    # zoomed in by hand: the points in view are drawn exactly
+    plot.plot_item.getViewBox().setXRange(50_000, 50_100, padding=0)
+    plot.redraw_if_needed()
+    assert 100 <= len(curve.xData) <= 103
+    assert np.allclose(curve.yData, expected[curve.xData.astype(int) - 1])
+    plot.plot_item.enableAutoRange()
+    plot.redraw_if_needed()
 
     plot.x_combo.setCurrentIndex(plot.x_combo.findData("epoch"))
     assert curve.xData[-1] == pytest.approx(10_000.0)

@@ -6,7 +6,8 @@ import torch.nn.functional as F
 
 from .fast_losses import bce_with_logits, symmetric_infonce
 
-LOSS_TERMS = ("clip", "kld_image", "kld_label", "rec_image", "ce_label")
+# label_match is optional (weight 0 in the reference): reported as 0 when it is not computed.
+LOSS_TERMS = ("clip", "kld_image", "kld_label", "rec_image", "ce_label", "label_match")
 
 
 def reconstruction(logits: torch.Tensor, x: torch.Tensor, reduction: str) -> torch.Tensor:

@@ -237,7 +237,8 @@ class Trainer:
             terms = self.model.loss_terms(x, y, self.config)
             total = weighted_total(terms, self.config, self._kl_factor(self.step_count))
             # The one host round trip of a step: the loss values, for the finite check and the history.
-            values = torch.stack([total.detach()] + [terms[k].detach() for k in LOSS_TERMS]).tolist()
+            zero = total.new_zeros(())
+            values = torch.stack([total.detach()] + [terms.get(k, zero).detach() for k in LOSS_TERMS]).tolist()
             if not all(math.isfinite(v) for v in values):
                 return self._diverged(values)
             self.optimizer.zero_grad(set_to_none=True)
@@ -336,8 +337,9 @@ class Trainer:
                 self.optimizer.load_state_dict(payload["optimizer"])
             self.step_count = int(payload.get("step", 0))
             history = payload.get("history") or {}
-            for key in HISTORY_KEYS:
-                self.history[key] = list(history.get(key, []))
+            steps = len(history.get("step", []))
+            for key in HISTORY_KEYS:  # a term that an older file lacks reads as 0
+                self.history[key] = list(history.get(key, [0.0] * steps))
             self.eval_history = list(payload.get("eval_history") or [])
             self.train_seconds = float(payload.get("train_seconds", 0.0))
             self._remember_good_weights()
