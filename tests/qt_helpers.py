@@ -18,3 +18,16 @@ def action(window, name) -> QAction:
     found = window.findChild(QAction, name)
     assert found is not None, name
     return found
+
+
+class MessageRecorder:
+    """Stands in for MainWindow.show_message (the window's one message helper), so no box ever blocks;
+    a question without a callback is answered with `answer`."""
+
+    def __init__(self, answer=False):
+        self.calls = []
+        self.answer = answer
+
+    def __call__(self, title, text, kind="info", on_answer=None):
+        self.calls.append({"title": title, "text": text, "kind": kind, "on_answer": on_answer})
+        return self.answer if kind == "question" and on_answer is None else None

@@ -9,7 +9,7 @@ from PySide6.QtCore import qInstallMessageHandler
 pytest.importorskip("pytestqt")
 
 from clipvae_studio.gui import MainWindow  # noqa: E402
-from qt_helpers import action, open_window  # noqa: E402
+from qt_helpers import MessageRecorder, action, open_window  # noqa: E402
 
 WAIT_MS = 60_000  # generous: the CI machine is shared
 
@@ -23,16 +23,9 @@ def enabled(window):
             for name in ("actionStart", "actionPause", "actionStop", "actionStep", "actionReset")}
 
 
-class Recorder:
-    """Stands in for MainWindow.show_message (the one message helper), so no box ever blocks."""
-
+class Recorder(MessageRecorder):
     def __init__(self, answer=False):
-        self.calls = []
-        self.answer = answer
-
-    def __call__(self, title, text, kind="info", on_answer=None):
-        self.calls.append({"title": title, "text": text, "kind": kind, "on_answer": on_answer})
-        return self.answer if kind == "question" and on_answer is None else None
+        super().__init__(answer)
 
 
 @pytest.fixture

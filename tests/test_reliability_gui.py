@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox  # noqa: E402
 from clipvae_studio.core import preset  # noqa: E402
 from clipvae_studio.core.idx import write_idx  # noqa: E402
 from clipvae_studio.gui import MainWindow  # noqa: E402
-from qt_helpers import action, open_window  # noqa: E402
+from qt_helpers import MessageRecorder, action, open_window  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT_MS = 60_000  # generous: the machine is shared
@@ -44,16 +44,9 @@ def make_window(qtbot, dataset, **config):
     return open_window(qtbot, dataset, **{**SMALL, **config})
 
 
-class Messages:
-    """Stands in for MainWindow.show_message, the window's one way to talk to the user."""
-
+class Messages(MessageRecorder):
     def __init__(self, answer=True):
-        self.calls = []
-        self.answer = answer
-
-    def __call__(self, title, text, kind="info", on_answer=None):
-        self.calls.append({"title": title, "text": text, "kind": kind, "on_answer": on_answer})
-        return self.answer if kind == "question" and on_answer is None else None
+        super().__init__(answer)
 
     def of_kind(self, *kinds):
         return [c for c in self.calls if c["kind"] in kinds]
