@@ -58,6 +58,8 @@ def report(name: str, model, summary: dict, dataset, classifier, seed: int) -> d
         "label_decoder_accuracy": round(metrics["label_decoder_accuracy"], 4),
         "conditional_accuracy": round(cond["accuracy"], 4),
         "conditional_min_label_accuracy": round(cond["min_label_accuracy"], 4),
+        "conditional_clip_routed_accuracy": (round(cond["clip_routed_accuracy"], 4)
+                                             if "clip_routed_accuracy" in cond else None),
         "conditional_diversity": round(cond["diversity"], 4),
         "real_test_diversity": round(cond["real_diversity"], 4),
         "unconditional_confident_share": round(uncond["confident_share"], 4),

@@ -223,6 +223,7 @@ def _generation_figures(model, dataset, args) -> dict:
         "classifier_test_accuracy": accuracy(classifier, dataset.test_images, dataset.test_labels),
         "conditional_accuracy": cond["accuracy"],
         "conditional_min_label_accuracy": cond["min_label_accuracy"],
+        **({"conditional_clip_routed_accuracy": cond["clip_routed_accuracy"]} if "clip_routed_accuracy" in cond else {}),
         "conditional_diversity": cond["diversity"],
         "real_test_diversity": cond["real_diversity"],
         "unconditional_confident_share": uncond["confident_share"],

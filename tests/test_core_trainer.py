@@ -23,7 +23,8 @@ def test_events_and_history(mnist5k):
     assert {StepEvent, EvalEvent, LatentSnapshot, WeightsEvent, StateEvent} <= kinds
     steps = [e for e in events if isinstance(e, StepEvent)]
     assert [e.step for e in steps] == list(range(1, 51))
-    assert set(steps[0].losses) == {"total", "clip", "kld_image", "kld_label", "rec_image", "ce_label", "label_match"}
+    assert set(steps[0].losses) == {"total", "clip", "kld_image", "kld_label", "rec_image", "ce_label", "label_match",
+                                     "prior_mmd"}
     assert steps[-1].losses["label_match"] > 0  # the studio preset weighs it in
     assert summary["steps"] == 50 and summary["samples"] == 50 * 64
     assert len(trainer.history["total"]) == 50

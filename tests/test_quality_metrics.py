@@ -30,7 +30,7 @@ class OracleModel(torch.nn.Module):
         mu = self.scale * torch.nn.functional.one_hot(y, K).float()
         return mu, torch.full_like(mu, self.logvar)
 
-    def decode_image(self, z):
+    def decode_image(self, z, labels=None):
         return torch.sigmoid(z / 4).view(-1, 1, 1, K)
 
 

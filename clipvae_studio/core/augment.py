@@ -30,6 +30,12 @@ def jitter(x: torch.Tensor, shift_px: float, rotate_deg: float | None = None, sc
     zoom = 1 + uniform(n) * scale
     shift = uniform(n, 2) * (2 * shift_px / torch.tensor([x.shape[-1], x.shape[-2]], device=device))
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    # The affine grid, written out: F.affine_grid builds it with a batched matmul of N x HW x 3
+    # by N x 3 x 2, which costs ~1.5 ms of a ~20 ms step; broadcasting costs ~0.2 ms.
+    h, w = x.shape[-2:]
+    xs = ((torch.arange(w, device=device, dtype=x.dtype) * 2 + 1) / w - 1).view(1, 1, w)  # pixel centres
+    ys = ((torch.arange(h, device=device, dtype=x.dtype) * 2 + 1) / h - 1).view(1, h, 1)
+    a, b, c = (t.to(x.dtype).view(n, 1, 1) for t in (cos, -sin, shift[:, 0]))
+    d, e, f = (t.to(x.dtype).view(n, 1, 1) for t in (sin, cos, shift[:, 1]))
+    grid = torch.stack([a * xs + b * ys + c, d * xs + e * ys + f], dim=-1)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -18,11 +18,15 @@ def sample_noise(model: CLIPVAE, n: int, generator: torch.Generator | None = Non
 
 @torch.no_grad()
 def sample_label(model: CLIPVAE, label: int, n: int, generator: torch.Generator | None = None,
-                 temperature: float = 1.0) -> torch.Tensor:
-    """Decode samples of the label encoder's posterior q(z | label) (a conditional VAE)."""
-    mu, logvar = model.encode_label(torch.full((n,), int(label), dtype=torch.long, device=model.device))
+                 temperature: float = 1.0, route_by_label: bool = True) -> torch.Tensor:
+    """Decode samples of the label encoder's posterior q(z | label) (a conditional VAE). With
+    routed decoder heads the label's own head draws them (as a conditional VAE's decoder is
+    given the label); route_by_label=False lets CLIP pick the head at each sample instead."""
+    labels = torch.full((n,), int(label), dtype=torch.long, device=model.device)
+    mu, logvar = model.encode_label(labels)
     eps = _generator_device_noise(mu.shape, generator, model.device)
-    return model.decode_image(mu + temperature * eps * torch.exp(0.5 * logvar)).cpu()
+    z = mu + temperature * eps * torch.exp(0.5 * logvar)
+    return model.decode_image(z, labels if route_by_label else None).cpu()
 
 
 @torch.no_grad()

@@ -6,8 +6,8 @@ import torch.nn.functional as F
 
 from .fast_losses import bce_with_logits, symmetric_infonce
 
-# label_match is optional (weight 0 in the reference): reported as 0 when it is not computed.
-LOSS_TERMS = ("clip", "kld_image", "kld_label", "rec_image", "ce_label", "label_match")
+# label_match and prior_mmd are optional (weight 0 in the reference): reported as 0 when not computed.
+LOSS_TERMS = ("clip", "kld_image", "kld_label", "rec_image", "ce_label", "label_match", "prior_mmd")
 
 
 def reconstruction(logits: torch.Tensor, x: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -70,3 +70,29 @@ def label_match(mu_x: torch.Tensor, logvar_x: torch.Tensor, mu_y: torch.Tensor, 
     logvar_x = logvar_x.detach() + pull * (logvar_x - logvar_x.detach())
     kl = 0.5 * (logvar_y - logvar_x + (logvar_x.exp() + (mu_x - mu_y).pow(2)) * torch.exp(-logvar_y) - 1)
     return kl.sum(1).mean()
+
+
+# Kernel widths of the inverse multiquadratic kernel, as multiples of 2 * z_dim (the expected
+# squared distance of two N(0, I) points): several scales, so no single width has to be tuned.
+MMD_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+def prior_mmd(z: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
+    """Squared MMD between a batch of latent codes and as many N(0, I) draws (InfoVAE / WAE).
+
+    The per-sample KL cannot see holes in the aggregate posterior: places where N(0, I) has
+    mass but no image's code lies, which decode to no digit at all. MMD compares the two
+    clouds as wholes and is 0 (in expectation) only when the codes' distribution is N(0, I).
+    Unbiased estimate; `prior` defaults to fresh torch.randn draws.
+    """
+    n, d = z.shape
+    prior = torch.randn_like(z) if prior is None else prior
+
+    def kernel(a, b):
+        d2 = torch.cdist(a, b).pow(2)
+        return sum(c / (c + d2) for c in (2.0 * d * s for s in MMD_SCALES))
+
+    off_diagonal = 1.0 - torch.eye(n, device=z.device, dtype=z.dtype)
+    pairs = n * (n - 1)
+    return ((kernel(z, z) * off_diagonal).sum() / pairs + (kernel(prior, prior) * off_diagonal).sum() / pairs
+            - 2.0 * kernel(z, prior).mean())

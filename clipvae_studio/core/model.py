@@ -16,17 +16,22 @@ MAX_LOGIT_SCALE = math.log(100.0)  # CLIP clamps the temperature at 100
 
 class CLIPVAE(nn.Module):
     def __init__(self, image_shape, num_labels: int, *, arch: str = "mlp", z_dim: int = 16, width: int = 64,
-                 depth: int = 6, shared_blocks: bool = False, noise: str = "gaussian", label_names=None):
+                 depth: int = 6, shared_blocks: bool = False, noise: str = "gaussian", label_names=None,
+                 decoder_heads: bool = False):
         super().__init__()
         self.image_shape = tuple(int(s) for s in image_shape)
         self.num_labels = int(num_labels)
         self.arch, self.z_dim, self.width, self.depth = arch, z_dim, width, depth
         self.shared_blocks, self.noise = shared_blocks, noise
+        self.decoder_heads = bool(decoder_heads)
+        if self.decoder_heads and arch != "mlp":
+            raise ValueError("decoder_heads needs the mlp architecture")
         self.label_names = list(label_names) if label_names else [str(i) for i in range(num_labels)]
         encoder_cls, decoder_cls = IMAGE_NETWORKS[arch]
         self.image_encoder = encoder_cls(self.image_shape, z_dim, width, depth, shared_blocks)
         self.label_encoder = LabelEncoder(num_labels, z_dim, width)
-        self.image_decoder = decoder_cls(self.image_shape, z_dim, width, depth, shared_blocks)
+        heads = {"heads": self.num_labels} if self.decoder_heads else {}
+        self.image_decoder = decoder_cls(self.image_shape, z_dim, width, depth, shared_blocks, **heads)
         self.label_decoder = LabelDecoder(num_labels, z_dim, width)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
@@ -34,13 +39,13 @@ class CLIPVAE(nn.Module):
     def from_config(cls, config: TrainConfig, image_shape, num_labels: int, label_names=None) -> "CLIPVAE":
         return cls(image_shape, num_labels, arch=config.arch, z_dim=config.z_dim, width=config.width,
                    depth=config.depth, shared_blocks=config.shared_blocks, noise=config.noise,
-                   label_names=label_names)
+                   label_names=label_names, decoder_heads=config.decoder_heads)
 
     def architecture(self) -> dict:
         """Everything needed to rebuild this module before loading its state_dict."""
         return dict(image_shape=list(self.image_shape), num_labels=self.num_labels, arch=self.arch,
                     z_dim=self.z_dim, width=self.width, depth=self.depth, shared_blocks=self.shared_blocks,
-                    noise=self.noise, label_names=self.label_names)
+                    noise=self.noise, label_names=self.label_names, decoder_heads=self.decoder_heads)
 
     @property
     def device(self) -> torch.device:
@@ -54,12 +59,19 @@ class CLIPVAE(nn.Module):
     def encode_label(self, y: torch.Tensor):
         return self.label_encoder(y)
 
-    def decode_image_logits(self, z: torch.Tensor) -> torch.Tensor:
-        return self.image_decoder(z)
+    def decode_image_logits(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Pixel logits. With routed decoder heads, each row comes out of the head of `labels`
+        (given when generating from a label), else of the label CLIP scores highest at z."""
+        if not self.decoder_heads:
+            return self.image_decoder(z)
+        if labels is None:
+            with torch.no_grad():
+                labels = self.clip_logits(z).argmax(1)
+        return self.image_decoder(z, labels.to(z.device))
 
-    def decode_image(self, z: torch.Tensor) -> torch.Tensor:
-        """N x C x H x W pixel means in [0, 1]."""
-        return torch.sigmoid(self.image_decoder(z))
+    def decode_image(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """N x C x H x W pixel means in [0, 1] (labels: see decode_image_logits)."""
+        return torch.sigmoid(self.decode_image_logits(z, labels))
 
     def decode_label(self, z: torch.Tensor) -> torch.Tensor:
         """Label logits, N x num_labels."""
@@ -88,7 +100,7 @@ class CLIPVAE(nn.Module):
 
     # --- training ---------------------------------------------------------
     def loss_terms(self, x: torch.Tensor, y: torch.Tensor, config: TrainConfig) -> dict:
-        """The five loss terms (unweighted) for a batch, plus label_match when its weight is set."""
+        """The five loss terms (unweighted) for a batch, plus label_match and prior_mmd when weighted."""
         if getattr(config, "augment_px", 0.0) > 0 and self.training:
             x = augment.jitter(x, config.augment_px)
         mu_x, logvar_x = self.encode_image(x)
@@ -104,9 +116,13 @@ class CLIPVAE(nn.Module):
             "clip": clip,
             "kld_image": losses.kl_divergence(mu_x, logvar_x, config.kld_reduction, config.free_bits),
             "kld_label": losses.kl_divergence(mu_y, logvar_y, config.kld_reduction, config.free_bits),
-            "rec_image": losses.reconstruction(self.decode_image_logits(z_x), x, config.rec_reduction),
+            # routed heads learn from their own label's images only (CLIP picks the head later)
+            "rec_image": losses.reconstruction(self.decode_image_logits(z_x, y if self.decoder_heads else None),
+                                               x, config.rec_reduction),
             "ce_label": F.cross_entropy(self.decode_label(z_y), y),
         }
+        if getattr(config, "w_prior_mmd", 0.0) > 0:  # optional, absent for the reference
+            terms["prior_mmd"] = losses.prior_mmd(z_x)
         if getattr(config, "w_label_match", 0.0) > 0:  # optional sixth term, absent for the reference
             terms["label_match"] = losses.label_match(mu_x, logvar_x, mu_y, logvar_y,
                                                         getattr(config, "label_pull", 0.0))
@@ -121,4 +137,6 @@ def weighted_total(terms: dict, config: TrainConfig, kl_factor: float = 1.0) -> 
              + config.w_ce_label * terms["ce_label"])
     if "label_match" in terms:
         total = total + getattr(config, "w_label_match", 0.0) * terms["label_match"]
+    if "prior_mmd" in terms:
+        total = total + getattr(config, "w_prior_mmd", 0.0) * terms["prior_mmd"]
     return total

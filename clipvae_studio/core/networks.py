@@ -45,19 +45,48 @@ class MLPImageEncoder(nn.Module):
 
 
 class MLPImageDecoder(nn.Module):
-    def __init__(self, image_shape, z_dim: int, width: int, depth: int, shared_blocks: bool = False):
+    """z -> pixel logits. With `heads` > 0 the last layer is one Linear per label ("routed
+    heads"): every image comes out of the head of one label, chosen per row by `route`."""
+
+    def __init__(self, image_shape, z_dim: int, width: int, depth: int, shared_blocks: bool = False,
+                 heads: int = 0):
         super().__init__()
         self.image_shape = tuple(image_shape)
         self.stem = nn.Linear(z_dim, width)
         self.blocks = residual_stack(width, depth, shared_blocks)
-        self.out = nn.Linear(width, math.prod(image_shape))
+        pixels = math.prod(image_shape)
+        if heads:
+            self.heads = nn.ModuleList([nn.Linear(width, pixels) for _ in range(heads)])
+        else:
+            self.out = nn.Linear(width, pixels)  # the reference's name
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """Logits of the pixel Bernoulli means, N x C x H x W."""
+    @property
+    def routed(self) -> bool:
+        return hasattr(self, "heads")
+
+    def forward(self, z: torch.Tensor, route: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of the pixel Bernoulli means, N x C x H x W (route: N label indices, needed
+        with heads)."""
         h = self.stem(z)
         for block in self.blocks:
             h = block(h)
-        return self.out(h).view(-1, *self.image_shape)
+        if not self.routed:
+            return self.out(h).view(-1, *self.image_shape)
+        return routed_linear(self.heads, h, route).view(-1, *self.image_shape)
+
+
+def routed_linear(heads: nn.ModuleList, h: torch.Tensor, route: torch.Tensor) -> torch.Tensor:
+    """Row i of h through heads[route[i]]: rows sorted by head, one matmul per head, unsorted."""
+    if route is None:
+        raise ValueError("a decoder with routed heads needs a label per row")
+    first = int(route[0]) if len(route) else 0
+    if bool((route == first).all()):  # one head (a single point, or one label's samples)
+        return heads[first](h)
+    order = torch.argsort(route)
+    counts = torch.bincount(route, minlength=len(heads)).tolist()
+    parts = h.index_select(0, order).split(counts)
+    out = torch.cat([heads[k](part) for k, part in enumerate(parts) if counts[k]])
+    return out.index_select(0, torch.argsort(order))  # argsort of a permutation is its inverse
 
 
 def _conv_grid(size: int) -> int:

@@ -1,7 +1,9 @@
 """Generation quality of a CLIP-VAE, judged by an independent classifier.
 
 - conditional: decode samples of each label's posterior q(z | label) (generation.sample_label);
-  the share the classifier names as that label, per label and overall.
+  the share the classifier names as that label, per label and overall. With routed decoder
+  heads the label's head decodes them; clip_routed_accuracy gives the same latents decoded by
+  the head CLIP picks at each point (what the latent map shows there).
 - diversity: mean pairwise RMS pixel distance between the samples of one label (0 when all
   samples are identical), next to the same figure for real test images of that label.
 - unconditional: decode z ~ N(0, I); the share the classifier names with confidence >= 0.9,
@@ -64,7 +66,9 @@ def conditional_generation(model, classifier, per_label: int = 100, seed: int = 
     model.eval()
     per = []
     correct = 0
+    routed = getattr(model, "decoder_heads", False)
     for label in range(model.num_labels):
+        state = generator.get_state()
         images = sample_label(model, label, per_label, generator)
         p = classifier.probabilities(images)
         acc = label_accuracy(p, torch.full((per_label,), label))
@@ -72,6 +76,13 @@ def conditional_generation(model, classifier, per_label: int = 100, seed: int = 
         row = {"label": model.label_names[label], "accuracy": acc,
                "mean_confidence": p[:, label].double().mean().item(),
                "diversity": mean_pairwise_distance(images)}
+        if routed:  # the same latents, each decoded by the head CLIP picks there instead of the label's
+            after = generator.get_state()
+            generator.set_state(state)
+            clip_images = sample_label(model, label, per_label, generator, route_by_label=False)
+            generator.set_state(after)
+            row["clip_routed_accuracy"] = label_accuracy(classifier.probabilities(clip_images),
+                                                         torch.full((per_label,), label))
         if real_images is not None and real_labels is not None:
             real = real_images[real_labels.cpu() == label][:per_label].float().div(255.0)
             row["real_diversity"] = mean_pairwise_distance(real)
@@ -81,6 +92,8 @@ def conditional_generation(model, classifier, per_label: int = 100, seed: int = 
               "min_label_accuracy": min(r["accuracy"] for r in per),
               "diversity": sum(r["diversity"] for r in per) / len(per),
               "per_label": per}
+    if routed:
+        result["clip_routed_accuracy"] = sum(r["clip_routed_accuracy"] for r in per) / len(per)
     if per and "real_diversity" in per[0]:
         result["real_diversity"] = sum(r["real_diversity"] for r in per) / len(per)
     return result

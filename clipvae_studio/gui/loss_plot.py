@@ -18,9 +18,11 @@ REDRAW_MS = 100  # at most ten redraws a second, however fast batches arrive
 MAX_REDRAW_MS = 1000
 REDRAW_BUDGET = 0.1  # share of the GUI thread the live redraw may take: slow machines redraw less often
 TERM_COLORS = {"clip": "#b07aa1", "kld_image": "#4e79a7", "kld_label": "#76b7b2",
-               "rec_image": "#e15759", "ce_label": "#59a14f", "label_match": "#f28e2b"}
+               "rec_image": "#e15759", "ce_label": "#59a14f", "label_match": "#f28e2b",
+               "prior_mmd": "#9c755f"}
 TERM_NAMES = {"total": "total", "clip": "CLIP", "kld_image": "KLD image", "kld_label": "KLD label",
-              "rec_image": "rec. image", "ce_label": "CE label", "label_match": "label match"}
+              "rec_image": "rec. image", "ce_label": "CE label", "label_match": "label match",
+              "prior_mmd": "prior MMD"}
 
 
 class LossHistory:
