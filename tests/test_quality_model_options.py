@@ -29,6 +29,35 @@ def test_label_match_optimum_is_the_moment_matched_class_gaussian():
     assert mu_y.grad.abs().max().item() < 1e-5 and logvar_y.grad.abs().max().item() < 1e-5
 
 
+def test_reverse_label_match_optimum_is_the_tight_precision_weighted_gaussian():
+    torch.manual_seed(0)
+    mu_x = torch.randn(500, 3) * torch.tensor([0.5, 1.0, 2.0]) + torch.tensor([3.0, -1.0, 0.0])
+    logvar_x = torch.randn(500, 3) * 0.3 - 2.0
+    precision = torch.exp(-logvar_x)
+    mu_y = ((precision * mu_x).sum(0) / precision.sum(0)).unsqueeze(0).clone().requires_grad_(True)
+    logvar_y = (-precision.mean(0).log()).unsqueeze(0).clone().requires_grad_(True)  # harmonic mean of var_x
+    loss = label_match(mu_x, logvar_x, mu_y.expand(500, 3), logvar_y.expand(500, 3), reverse=1.0)
+    loss.backward()
+    assert mu_y.grad.abs().max().item() < 1e-4 and logvar_y.grad.abs().max().item() < 1e-4
+    # tighter than even one image's mean posterior (harmonic <= arithmetic mean), let alone the
+    # forward optimum, which also covers the spread of mu_x
+    var_y = logvar_y.detach().exp()[0]
+    assert (var_y <= logvar_x.exp().mean(0)).all()
+    assert (var_y < 0.5 * (logvar_x.exp().mean(0) + mu_x.var(0))).all()
+
+
+def test_reverse_label_match_never_moves_the_image_side():
+    mu_x = torch.randn(5, 2, requires_grad=True)
+    logvar_x = torch.zeros(5, 2, requires_grad=True)
+    mu_y, logvar_y = torch.ones(5, 2), torch.zeros(5, 2)
+    only_reverse = torch.autograd.grad(label_match(mu_x, logvar_x, mu_y, logvar_y, pull=1.0, reverse=1.0),
+                                       (mu_x, logvar_x), allow_unused=True)
+    assert all(g is None or g.abs().sum() == 0 for g in only_reverse)
+    mixed = torch.autograd.grad(label_match(mu_x, logvar_x, mu_y, logvar_y, pull=1.0, reverse=0.25), mu_x)[0]
+    forward = torch.autograd.grad(label_match(mu_x, logvar_x, mu_y, logvar_y, pull=1.0), mu_x)[0]
+    assert torch.allclose(mixed, 0.75 * forward)
+
+
 def test_label_pull_decides_whether_the_image_side_gets_a_gradient():
     mu_x = torch.randn(5, 2, requires_grad=True)
     logvar_x = torch.zeros(5, 2, requires_grad=True)

@@ -42,6 +42,7 @@ class TrainConfig:
     # class's image latents, so samples of q(z|label) decode to that label (0 = off, the reference)
     w_label_match: float = 0.0
     label_pull: float = 0.0  # share of that term's gradient reaching the image encoder (0..1)
+    label_match_reverse: float = 0.0  # share of the mode-seeking KL(q(z|label) || q(z|x)) in that term
     w_prior_mmd: float = 0.0  # MMD between the batch's latent codes and N(0, I) draws (0 = off)
     augment_px: float = 0.0  # random shifts (and small rotations/scalings) of training images; 0 = off
     # --- optimisation ----------------------------------------------------
@@ -76,6 +77,9 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.depth < 0:
             raise ValueError(f"depth must be 0 or more, not {self.depth}")
+        for name in ("label_pull", "label_match_reverse"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, not {getattr(self, name)}")
         if self.decoder_heads and self.arch != "mlp":
             raise ValueError("decoder_heads needs arch 'mlp'")
         if not self.lr > 0:
@@ -123,6 +127,8 @@ FIELD_HELP = {
                      "class's image latents (conditional generation); 0 = off.",
     "label_pull": "How much the label-match term also draws each class's image latents together "
                   "(0 = not at all, 1 = fully: a class-conditional prior).",
+    "label_match_reverse": "Share (0..1) of the reverse, mode-seeking KL in the label-match term: higher "
+                           "gives label samples that are more typical of their label and less varied.",
     "w_prior_mmd": "Weight of the MMD between the batch's latent codes and N(0, I) samples: fills the holes "
                    "of the latent space that noise samples would otherwise decode from; 0 = off.",
     "augment_px": "Jitter training images by random shifts up to this many pixels (with small rotations "
@@ -159,11 +165,14 @@ def _studio() -> TrainConfig:
     # images overfit within seconds); routed decoder heads, so a latent point decodes to one
     # clear digit instead of a blend of two, and a prior MMD that fills the holes noise samples
     # fell into (together: conditional samples 85 -> 95 %, confident noise samples 43 -> 72 %);
+    # half of the label match mode-seeking, so label samples are typical of their label (95 -> 98 %,
+    # less varied: 0.24 -> 0.16 RMS pixel distance between samples, real digits 0.32);
     # cosine decay over ~60 CPU-seconds of steps.
     return TrainConfig(
         arch="mlp", z_dim=16, width=256, depth=2, shared_blocks=False, noise="gaussian", decoder_heads=True,
         clip_mode="prototype", rec_reduction="sum", kld_reduction="sum",
-        w_clip=40.0, w_kld_label=0.01, w_label_match=1.0, label_pull=0.6, w_prior_mmd=50.0, augment_px=2.0,
+        w_clip=40.0, w_kld_label=0.01, w_label_match=1.0, label_pull=0.6, label_match_reverse=0.5,
+        w_prior_mmd=50.0, augment_px=2.0,
         lr=3e-3, batch_size=256, epochs=170, lr_schedule="cosine",
     )
 

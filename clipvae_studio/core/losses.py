@@ -58,18 +58,27 @@ def clip_prototype(z_image: torch.Tensor, y: torch.Tensor, label_latents: torch.
 
 
 def label_match(mu_x: torch.Tensor, logvar_x: torch.Tensor, mu_y: torch.Tensor, logvar_y: torch.Tensor,
-                pull: float = 0.0) -> torch.Tensor:
-    """KL(q(z|x) || q(z|y)) per sample (summed over dimensions, batch mean).
+                pull: float = 0.0, reverse: float = 0.0) -> torch.Tensor:
+    """KL(q(z|x) || q(z|y)) per sample (summed over dimensions, batch mean), optionally mixed
+    with the reverse KL(q(z|y) || q(z|x)).
 
-    Minimised over the label posterior, this makes q(z|y) the moment-matched Gaussian of its
-    class's image posteriors: mean = class mean of mu_x, variance = mean var_x + spread of mu_x.
-    `pull` scales the gradient that reaches the image side (0: image latents untouched; 1: the
-    label posterior also acts as a class-conditional prior that draws each class together).
+    Minimised over the label posterior, the forward KL makes q(z|y) the moment-matched Gaussian
+    of its class's image posteriors: mean = class mean of mu_x, variance = mean var_x + spread of
+    mu_x (it covers the whole class, tails included, and some samples land among other classes).
+    The reverse KL is mode-seeking: its optimum has the precision-weighted class mean and the
+    harmonic mean of var_x (typical samples, less varied). `reverse` (0..1) is its share.
+    `pull` scales the gradient of the forward part that reaches the image side (0: image latents
+    untouched; 1: the label posterior also acts as a class-conditional prior that draws each class
+    together); the reverse part never moves the image side.
     """
-    mu_x = mu_x.detach() + pull * (mu_x - mu_x.detach())  # same value, gradient times pull
-    logvar_x = logvar_x.detach() + pull * (logvar_x - logvar_x.detach())
-    kl = 0.5 * (logvar_y - logvar_x + (logvar_x.exp() + (mu_x - mu_y).pow(2)) * torch.exp(-logvar_y) - 1)
-    return kl.sum(1).mean()
+    mu_xp = mu_x.detach() + pull * (mu_x - mu_x.detach())  # same value, gradient times pull
+    logvar_xp = logvar_x.detach() + pull * (logvar_x - logvar_x.detach())
+    forward = 0.5 * (logvar_y - logvar_xp + (logvar_xp.exp() + (mu_xp - mu_y).pow(2)) * torch.exp(-logvar_y) - 1)
+    if reverse <= 0:
+        return forward.sum(1).mean()
+    mu_xd, logvar_xd = mu_x.detach(), logvar_x.detach()
+    backward = 0.5 * (logvar_xd - logvar_y + (logvar_y.exp() + (mu_y - mu_xd).pow(2)) * torch.exp(-logvar_xd) - 1)
+    return ((1 - reverse) * forward + reverse * backward).sum(1).mean()
 
 
 # Kernel widths of the inverse multiquadratic kernel, as multiples of 2 * z_dim (the expected

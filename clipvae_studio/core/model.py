@@ -125,7 +125,8 @@ class CLIPVAE(nn.Module):
             terms["prior_mmd"] = losses.prior_mmd(z_x)
         if getattr(config, "w_label_match", 0.0) > 0:  # optional sixth term, absent for the reference
             terms["label_match"] = losses.label_match(mu_x, logvar_x, mu_y, logvar_y,
-                                                        getattr(config, "label_pull", 0.0))
+                                                        getattr(config, "label_pull", 0.0),
+                                                        getattr(config, "label_match_reverse", 0.0))
         return terms
 
 

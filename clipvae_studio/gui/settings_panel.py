@@ -49,7 +49,7 @@ LABELS = {"z_dim": "latent size", "w_clip": "weight CLIP", "w_kld_image": "weigh
           "lr_schedule": "lr schedule", "batch_size": "batch size", "eval_every_steps": "evaluate every",
           "snapshot_every_s": "snapshot every (s)", "snapshot_size": "snapshot size",
           "shared_blocks": "shared blocks", "w_label_match": "weight label match", "w_prior_mmd": "weight prior MMD",
-          "decoder_heads": "decoder heads", "clip_mode": "CLIP mode", "rec_reduction": "rec. reduction",
+          "decoder_heads": "decoder heads", "label_match_reverse": "label match reverse", "clip_mode": "CLIP mode", "rec_reduction": "rec. reduction",
           "kld_reduction": "KLD reduction", "weight_decay": "weight decay"}
 
 
