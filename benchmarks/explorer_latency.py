@@ -3,9 +3,10 @@ while training; the decision map's background refresh; t-SNE of 2,000 latents. P
 
     python benchmarks/explorer_latency.py [--moves 300] [--train-seconds 8]
 
-Moves are real mouse events (QTest) on the canvas viewport during a left drag; each is timed
-from the event until Qt has run the paints it scheduled (the marker's region of the canvas, the
-decoded image, the score bars). Every fourth move also times a forced full repaint of the canvas
+Moves are real mouse events (QTest) on the canvas viewport during a left drag, ~83 a second on
+a fixed schedule (as a mouse sends them; pyqtgraph ignores moves less than 10 ms apart); each is
+timed from when it is due until Qt has run the paints it scheduled (the marker's region of the
+canvas, the decoded image, the score bars), so GUI work still running when a move is due counts. Every fourth move also times a forced full repaint of the canvas
 and the Point dock (the worst case, e.g. when the window is uncovered).
 """
 from __future__ import annotations
@@ -33,8 +34,14 @@ def percentiles(samples_s):
             "p99_ms": round(float(np.percentile(a, 99)), 2), "max_ms": round(float(a.max()), 2)}
 
 
+MOVE_INTERVAL_S = 0.012  # ~83 moves a second, as a mouse sends them; pyqtgraph drops moves < 10 ms apart
+
+
 def drag_latencies(app, window, moves: int, seconds: float | None = None):
-    """Drag in a loop over the visible map; one sample per mouse move."""
+    """Drag in a loop over the visible map, one mouse move every MOVE_INTERVAL_S on a fixed
+    schedule; one sample per move, from the move's scheduled time until Qt has run the paints it
+    scheduled. Between moves the event loop runs (training signals, timers): work that is still
+    running when the next move is due delays that move, and the delay counts."""
     from PySide6.QtCore import QPointF, Qt
     from PySide6.QtTest import QTest
 
@@ -52,21 +59,24 @@ def drag_latencies(app, window, moves: int, seconds: float | None = None):
     samples, full = [], []
     QTest.mousePress(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pos(*ring[0]))
     start = time.perf_counter()
+    due = start + MOVE_INTERVAL_S
     i = 1
     before = panel.image_view.updates
     while len(samples) < moves and (seconds is None or time.perf_counter() - start < seconds):
         u, v = ring[i % len(ring)]
-        app.processEvents()  # anything queued before the move (training signals) is not the move's cost
-        t0 = time.perf_counter()
+        while time.perf_counter() < due:  # the event loop runs until the move is due
+            app.processEvents()
+            time.sleep(0.0005)
         QTest.mouseMove(viewport, pos(u, v))  # decode + score + widget updates, synchronously
         app.processEvents()  # the paints Qt scheduled for the dirty regions (marker, image, bars)
-        samples.append(time.perf_counter() - t0)
+        samples.append(time.perf_counter() - due)
         if i % 4 == 0:  # worst case: the whole canvas and Point dock repainted
             t0 = time.perf_counter()
             panel.repaint()
             viewport.repaint()
             full.append(time.perf_counter() - t0)
         i += 1
+        due = max(due + MOVE_INTERVAL_S, time.perf_counter())  # a late move does not pile up the next ones
     QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pos(*ring[i % len(ring)]))
     decoded = panel.image_view.updates - before
     return samples, full, decoded

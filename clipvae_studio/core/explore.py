@@ -27,10 +27,13 @@ def decode_points(model: CLIPVAE, z: np.ndarray) -> list[Decoded]:
     """Decode N latent points; score each decoded image by encoding it again (what a user
     means by "what does CLIP think this image is") and score the point directly too."""
     zt = torch.as_tensor(np.atleast_2d(z), dtype=torch.float32, device=model.device)
-    images = model.decode_image(zt)
+    protos = model.label_latents()  # once: a drag decodes a point per mouse move
+    direct_logits = model.clip_logits(zt, protos)
+    # routed decoder heads: CLIP's label at the point picks the head (what decode_image does itself)
+    images = model.decode_image(zt, direct_logits.argmax(1) if getattr(model, "decoder_heads", False) else None)
     mu, _ = model.encode_image(images)
-    scores = model.clip_scores(mu).cpu().numpy()
-    direct = model.clip_scores(zt).cpu().numpy()
+    scores = model.clip_scores(mu, protos).cpu().numpy()
+    direct = direct_logits.softmax(dim=1).cpu().numpy()
     arrays = image_to_numpy(images)
     return [Decoded(arrays[i], scores[i], direct[i]) for i in range(len(arrays))]
 

@@ -84,13 +84,14 @@ class CLIPVAE(nn.Module):
     def scale(self) -> torch.Tensor:
         return self.logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
 
-    def clip_logits(self, z: torch.Tensor) -> torch.Tensor:
-        protos = F.normalize(self.label_latents(), dim=1)
+    def clip_logits(self, z: torch.Tensor, label_latents: torch.Tensor | None = None) -> torch.Tensor:
+        """label_latents: this model's label_latents(), when the caller already has them."""
+        protos = F.normalize(self.label_latents() if label_latents is None else label_latents, dim=1)
         return self.scale() * F.normalize(z, dim=1) @ protos.t()
 
-    def clip_scores(self, z: torch.Tensor) -> torch.Tensor:
+    def clip_scores(self, z: torch.Tensor, label_latents: torch.Tensor | None = None) -> torch.Tensor:
         """p(label | z) = softmax over labels of exp(logit_scale) * cos(z, mu_label)."""
-        return self.clip_logits(z).softmax(dim=1)
+        return self.clip_logits(z, label_latents).softmax(dim=1)
 
     def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         std = torch.exp(0.5 * logvar)

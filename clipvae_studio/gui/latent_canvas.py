@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtCore import QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPixmap
-from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QComboBox, QFrame, QGraphicsItem, QHBoxLayout, QLabel, QPushButton, QVBoxLayout,
+                               QWidget)
 
 from ..core.events import LatentSnapshot
 from ..core.explore import Decoded, decode_point
 from ..core.projection import IdentityProjection, LabelPlaneProjection, PCAProjection
+from . import interaction
 from .palette import label_brushes, label_color
 from .style import current_theme, style_plot
 
@@ -42,6 +44,10 @@ class PickViewBox(pg.ViewBox):
         button = ev.button()
         if button == Qt.MouseButton.LeftButton:
             ev.accept()
+            if ev.isFinish():
+                interaction.release()
+            else:
+                interaction.mark_dragging()  # live redraws wait while the pointer moves (interaction.py)
             p = self.mapSceneToView(ev.scenePos())
             self.sigPicked.emit(p.x(), p.y(), ev.isFinish())
         elif button in (Qt.MouseButton.RightButton, Qt.MouseButton.MiddleButton):
@@ -61,6 +67,14 @@ class _PassiveScatter(pg.ScatterPlotItem):
         ev.ignore()
 
 
+def cache_rendering(item) -> None:
+    """Keep the item's rendering as a pixmap (redrawn when the item changes or the view zooms).
+    A drag repaints the small region around the crosshair on every move; without a cache every
+    item under it runs its whole Python paint() again (~5 ms for the scatter layers), with one
+    Qt copies pixels."""
+    item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+
+
 def move_points(item: pg.ScatterPlotItem, x: np.ndarray, y: np.ndarray) -> None:
     """New positions for a scatter's points. When the count is unchanged (the snapshot subset is
     fixed), write them into the item's record array in place: setData would look every point's
@@ -73,6 +87,7 @@ def move_points(item: pg.ScatterPlotItem, x: np.ndarray, y: np.ndarray) -> None:
     data["y"] = y
     item.prepareGeometryChange()
     item.informViewBoundsChanged()
+    item.update()  # repaint (and re-cache) even where the bounding box did not change
     item.bounds = [None, None]
     item.invalidate()
     item.sigPlotChanged.emit(item)
@@ -95,6 +110,11 @@ class LatentCanvas(QWidget):
         self._uv = np.zeros((0, 2))
         self._class_rows: list[np.ndarray] = []
         self._labels_key = None
+        self._deferred_snapshot: LatentSnapshot | None = None
+        self._deferred_timer = QTimer(self)
+        self._deferred_timer.setSingleShot(True)
+        self._deferred_timer.setInterval(int(interaction.HOLD_S * 1000) + 20)
+        self._deferred_timer.timeout.connect(self._apply_deferred_snapshot)
         self._pca = PCAProjection()
         self._label_plane: LabelPlaneProjection | None = None
         self._identity = IdentityProjection()
@@ -110,15 +130,20 @@ class LatentCanvas(QWidget):
         # and the canvas repaints on every drag move.
         self.grid_item = pg.GridItem(pen=pg.mkPen(128, 128, 128, 40), textPen=None)
         self.grid_item.setZValue(-100)
+        cache_rendering(self.grid_item)
         self.plot_item.addItem(self.grid_item, ignoreBounds=True)
         self.plot_item.hideButtons()
         self.scatter_items: list[pg.ScatterPlotItem] = []
         self.anchor_item = _PassiveScatter(size=15, symbol="star", pxMode=True)
         self.anchor_item.setZValue(10)
+        cache_rendering(self.anchor_item)
         self.view_box.addItem(self.anchor_item)
         self.anchor_texts: list[pg.TextItem] = []
-        self.marker = _PassiveScatter(size=17, symbol="crosshair", pxMode=True, brush=None)
+        # One point at the item's origin, moved with setPos: setData would make the view box
+        # recompute its auto-range over every item on each drag move (~2 ms).
+        self.marker = _PassiveScatter(x=[0.0], y=[0.0], size=17, symbol="crosshair", pxMode=True, brush=None)
         self.marker.setZValue(20)
+        self.marker.hide()
         self.view_box.addItem(self.marker, ignoreBounds=True)
         self.view_box.sigPicked.connect(self._picked)
 
@@ -163,7 +188,18 @@ class LatentCanvas(QWidget):
         inset_layout.addWidget(self.inset_caption)
         self.inset.hide()
         self.hovered_index: int | None = None
-        self.plot_widget.scene().sigMouseMoved.connect(self._mouse_moved)
+        scene = self.plot_widget.scene()
+        scene.sigMouseMoved.connect(self._mouse_moved)
+        send_hover_events = scene.sendHoverEvents
+
+        def hover_unless_dragging(ev, exitOnly=False):
+            # pyqtgraph looks up the items under the pointer on every move, also mid-drag, when
+            # it lets none of them accept the hover: ~1.5 ms of each drag move on this map. The
+            # hover that starts a drag still runs (it names the item that gets the drag).
+            if exitOnly or not ev.buttons() or scene.dragItem is None:
+                send_hover_events(ev, exitOnly)
+
+        scene.sendHoverEvents = hover_unless_dragging
         self._update_mode_availability(None)
         self.apply_theme()
 
@@ -184,6 +220,7 @@ class LatentCanvas(QWidget):
     def clear(self) -> None:
         """Forget the points and the basis (a new model or dataset)."""
         self.snapshot = None
+        self._deferred_snapshot = None
         self._uv = np.zeros((0, 2))
         self._labels_key = None
         self._pca = PCAProjection()
@@ -194,12 +231,18 @@ class LatentCanvas(QWidget):
         self.anchor_item.setData(x=[], y=[])
         for text in self.anchor_texts:
             text.hide()
-        self.marker.setData(x=[], y=[])
+        self.marker.hide()
         self.picked_uv = None
         self.inset.hide()
         self.view_box.enableAutoRange()
 
     def set_snapshot(self, snapshot: LatentSnapshot) -> None:
+        if interaction.dragging():  # the map holds still under a dragging pointer; catch up after
+            self._deferred_snapshot = snapshot
+            if not self._deferred_timer.isActive():
+                self._deferred_timer.start()
+            return
+        self._deferred_snapshot = None
         self.snapshot = snapshot
         z_dim = snapshot.mu.shape[1]
         self._update_mode_availability(z_dim)
@@ -208,6 +251,10 @@ class LatentCanvas(QWidget):
             return  # set_projection_mode redraws with this snapshot
         self._refit(snapshot)
         self._draw()
+
+    def _apply_deferred_snapshot(self) -> None:
+        if self._deferred_snapshot is not None:
+            self.set_snapshot(self._deferred_snapshot)
 
     def decode_at(self, u: float, v: float):
         """(image float HxW or HxWxC in [0, 1], scores over labels summing to 1) at map point (u, v)."""
@@ -244,6 +291,17 @@ class LatentCanvas(QWidget):
             self._draw()
         self.view_box.enableAutoRange()
 
+    def set_marker(self, u: float, v: float) -> None:
+        """Show the crosshair at map point (u, v)."""
+        self.marker.setPos(float(u), float(v))
+        self.marker.show()
+
+    def marker_position(self) -> tuple[float, float] | None:
+        """Where the crosshair is, in map coordinates (None while hidden)."""
+        if not self.marker.isVisible():
+            return None
+        return self.marker.pos().x(), self.marker.pos().y()
+
     def points_uv(self) -> np.ndarray:
         """Map coordinates of the snapshot's points (N x 2), in snapshot order."""
         return self._uv
@@ -270,6 +328,7 @@ class LatentCanvas(QWidget):
             item = _PassiveScatter(pen=None, pxMode=True, size=POINT_SIZE, brush=brushes[i], symbol="o",
                                    name=self.label_names[i])
             item.setZValue(1)
+            cache_rendering(item)
             self.view_box.addItem(item)
             self.scatter_items.append(item)
         for text in self.anchor_texts:
@@ -282,6 +341,7 @@ class LatentCanvas(QWidget):
             font.setBold(True)
             text.setFont(font)
             text.setZValue(11)
+            cache_rendering(text)
             self.view_box.addItem(text, ignoreBounds=True)
             text.hide()
             self.anchor_texts.append(text)
@@ -341,11 +401,11 @@ class LatentCanvas(QWidget):
             text.setPos(float(u), float(v))
             text.show()
         if self.picked_uv is not None:
-            self.marker.setData(x=[self.picked_uv[0]], y=[self.picked_uv[1]])
+            self.set_marker(*self.picked_uv)
 
     def _picked(self, u: float, v: float, _finished: bool) -> None:
         self.picked_uv = (u, v)
-        self.marker.setData(x=[u], y=[v])
+        self.set_marker(u, v)
         self.pointPicked.emit(u, v)
         decoded = self.decode_point(u, v)
         if decoded is not None:
@@ -353,7 +413,7 @@ class LatentCanvas(QWidget):
             self.decoded.emit(decoded)
 
     def _mouse_moved(self, scene_pos: QPointF) -> None:
-        if len(self._uv) == 0 or self.dataset is None or self.snapshot is None \
+        if interaction.dragging() or len(self._uv) == 0 or self.dataset is None or self.snapshot is None \
                 or not self.view_box.sceneBoundingRect().contains(scene_pos):
             self._hide_inset()
             return

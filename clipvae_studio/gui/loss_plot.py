@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
+from . import interaction
 from .style import current_theme, plot_colors, style_plot
 from .training_worker import CURVE_KEYS
 
@@ -401,8 +402,8 @@ class LossPlot(QWidget):
         """The live redraw: new data, then paint at once, timed; the next redraw waits long enough
         that drawing stays within REDRAW_BUDGET of the GUI thread (axes and curves cost ~10 ms on
         a free core, several times that on a busy machine, where the event loop must stay lively)."""
-        if not self._dirty or not self.isVisible():
-            return
+        if not self._dirty or not self.isVisible() or interaction.dragging():
+            return  # while the map is dragged the curves wait (interaction.py); they stay dirty
         start = time.perf_counter()
         self.redraw_if_needed()
         self.plot_widget.viewport().repaint()

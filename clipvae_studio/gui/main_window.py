@@ -401,11 +401,11 @@ class MainWindow(FileActions, QMainWindow):
             self.canvas.set_snapshot(snapshot)
             self.snapshotReceived.emit(snapshot)
 
-    def _on_weights(self, event, generation: int) -> None:
-        """A consistent weight snapshot (about once a second while training): a new CPU eval copy
-        for decoding. Built here, not in the worker, so the training thread never pays for it."""
+    def _on_weights(self, model, generation: int) -> None:
+        """A new CPU eval copy of a consistent weight snapshot (about once a second while
+        training), built by the worker: decoding uses it, never the training model."""
         if self._current(generation):
-            self._set_inference_model(inference_copy(self.trainer.model, event.state_dict))
+            self._set_inference_model(model)
 
     def _set_inference_model(self, model) -> None:
         self.inference_model = model

@@ -114,7 +114,7 @@ class Explorer(QObject):
         if uv is not None:
             # The canvas redraws its marker at picked_uv on every snapshot: keep it on this point.
             self.canvas.picked_uv = (float(uv[0]), float(uv[1]))
-            self.canvas.marker.setData(x=[float(uv[0])], y=[float(uv[1])])
+            self.canvas.set_marker(float(uv[0]), float(uv[1]))
         self.pointShown.emit(decoded)
 
     def _picked(self, decoded: Decoded) -> None:
