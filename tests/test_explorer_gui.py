@@ -41,6 +41,9 @@ def drag(qtbot, canvas, uv_points):
     points = [view_point(canvas, u, v) for u, v in uv_points]
     qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=points[0])
     for p in points[1:]:
+        # A mouse sends at most ~100 moves a second, and pyqtgraph drops moves that come less
+        # than 10 ms apart (its mouseRateLimit): pace them like a hand would.
+        qtbot.wait(12)
         qtbot.mouseMove(viewport, pos=p)
         # Deliver it now: Qt merges mouse moves that queue up behind a busy GUI thread (as it
         # should in use), and this test wants every one of them.

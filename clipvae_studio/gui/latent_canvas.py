@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, QTimer, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import (QComboBox, QFrame, QGraphicsItem, QHBoxLayout, QLabel, QPushButton, QVBoxLayout,
                                QWidget)
@@ -63,8 +63,23 @@ class PickViewBox(pg.ViewBox):
 class _PassiveScatter(pg.ScatterPlotItem):
     """A scatter that never takes a click, so clicks on points reach the ViewBox as picks."""
 
+    _rect_cache = None  # (the bounds list it was computed from, pixel padding, QRectF)
+
     def mouseClickEvent(self, ev):
         ev.ignore()
+
+    def boundingRect(self):
+        # Qt asks ~40 times per repaint; pyqtgraph recomputes it from the view transform each
+        # time (~45 us). It only changes when pyqtgraph replaces self.bounds (new data, a zoom
+        # or pan: viewTransformChanged) or the symbol size changes; holding the list itself
+        # keeps its identity from being reused by a new one.
+        cache = self._rect_cache
+        pad = self._maxSpotPxWidth
+        if cache is not None and cache[0] is self.bounds and cache[1] == pad:
+            return QRectF(cache[2])
+        rect = super().boundingRect()
+        self._rect_cache = (self.bounds, pad, QRectF(rect))
+        return rect
 
 
 def cache_rendering(item) -> None:

@@ -8,6 +8,7 @@ from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QDockWidget, QScrollArea, QVBoxLayout, QWidget
 
 from ...core.explore import Decoded, decode_point
+from .. import interaction
 from .background import BackgroundRunner
 from .canvas_layers import DecisionMapLayer, ManifoldLayer
 from .cluster_view import ClusterView
@@ -88,6 +89,8 @@ class Explorer(QObject):
             self.current_z = None
         self.decision_layer.set_model(model)
         self.manifold_layer.set_model(model)
+        if interaction.dragging():
+            return  # the next drag move decodes with these weights; the gallery catches up later
         if self.current_z is not None and not self.steering.replay.isActive():
             # The same point, decoded by the newer weights: the image follows training.
             self.point_panel.show_decoded(decode_point(model, self.current_z), self.point_panel.caption.text())
