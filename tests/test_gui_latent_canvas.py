@@ -58,12 +58,13 @@ def view_coords(canvas, pos: QPoint):
 def test_scatter_shows_the_snapshot_coloured_by_label(canvas):
     assert canvas.objectName() == "latentCanvas"
     snapshot = canvas.snapshot
-    assert sum(len(item.data) for item in canvas.scatter_items) == len(snapshot.mu)
+    scatter = canvas.scatter
+    assert len(scatter.data) == len(snapshot.mu)
     brushes = label_brushes(10)
-    for i, item in enumerate(canvas.scatter_items):
-        assert len(item.data) == int((snapshot.labels == i).sum())
-        assert item.opts["brush"].color() == brushes[i].color()
-        assert item.opts["pen"].style() == Qt.PenStyle.NoPen and item.opts["pxMode"]
+    # every point coloured by its own label
+    colours = [b.color().name() for b in scatter.data["brush"]]
+    assert colours == [brushes[k].color().name() for k in snapshot.labels]
+    assert scatter.opts["pen"].style() == Qt.PenStyle.NoPen and scatter.opts["pxMode"]
     assert label_color(3).name() == brushes[3].color().name()
     # anchors: one per label, named
     assert len(canvas.anchor_item.data) == 10
@@ -134,11 +135,11 @@ def test_projection_modes_and_signal(qtbot, canvas, trainer):
     canvas.set_snapshot(snapshot)
     assert np.all(np.sum(first * canvas.projection.axes, axis=1) > 0.99)
     uv = canvas.projection.project(snapshot.mu)
-    for i, item in enumerate(canvas.scatter_items):
-        rows = np.flatnonzero(snapshot.labels == i)
-        assert np.allclose(item.data["x"], uv[rows, 0]) and np.allclose(item.data["y"], uv[rows, 1])
-    x0, x1 = canvas.scatter_items[0].dataBounds(0)
-    assert x0 == pytest.approx(uv[snapshot.labels == 0, 0].min())
+    scatter = canvas.scatter
+    assert np.allclose(scatter.data["x"], uv[:, 0]) and np.allclose(scatter.data["y"], uv[:, 1])
+    x0, x1 = scatter.dataBounds(0)
+    assert x0 == pytest.approx(uv[:, 0].min()) and x1 == pytest.approx(uv[:, 0].max())
+    assert scatter.boundingRect().left() < x0  # the cached bounding box followed the move
 
 
 def test_hover_shows_the_source_image(qtbot, canvas, mnist5k):
