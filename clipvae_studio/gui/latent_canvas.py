@@ -19,7 +19,7 @@ from ..core.explore import Decoded, decode_point
 from ..core.projection import IdentityProjection, LabelPlaneProjection, PCAProjection
 from . import interaction
 from .palette import label_brushes, label_color
-from .style import current_theme, style_plot
+from .style import current_theme, light_grid, style_plot
 
 POINT_SIZE = 5
 HOVER_RADIUS_PX = 7
@@ -154,7 +154,7 @@ class LatentCanvas(QWidget):
         self.plot_item = self.plot_widget.getPlotItem()
         # A GridItem, not showGrid: the axes' grid costs ~20 ms per repaint here, the item <1 ms,
         # and the canvas repaints on every drag move.
-        self.grid_item = pg.GridItem(pen=pg.mkPen(128, 128, 128, 40), textPen=None)
+        self.grid_item = light_grid()
         self.grid_item.setZValue(-100)
         self.plot_item.addItem(self.grid_item, ignoreBounds=True)
         self.plot_item.hideButtons()

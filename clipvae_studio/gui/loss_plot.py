@@ -12,7 +12,7 @@ from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from . import interaction
-from .style import current_theme, plot_colors, style_plot
+from .style import current_theme, light_grid, plot_colors, style_plot
 from .training_worker import CURVE_KEYS
 
 REDRAW_MS = 100  # at most ten redraws a second, however fast batches arrive
@@ -166,7 +166,7 @@ class LossPlot(QWidget):
         self.plot_widget.setObjectName("lossPlot")
         self.plot_item = self.plot_widget.getPlotItem()
         # A GridItem, not showGrid: the axes' grid lines are re-played on every repaint (~10 ms here).
-        self.plot_item.addItem(pg.GridItem(pen=pg.mkPen(128, 128, 128, 40), textPen=None))
+        self.plot_item.addItem(light_grid())
         self.plot_item.setLabel("bottom", "step")
         self.plot_item.setLabel("left", "loss")
         self.plot_item.setMenuEnabled(True)

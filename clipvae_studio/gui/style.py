@@ -85,3 +85,11 @@ def style_plot(plot_widget: pg.PlotWidget | pg.GraphicsLayoutWidget, theme: str 
             axis.setTextPen(pg.mkPen(foreground))
         if item.titleLabel is not None:
             item.titleLabel.setText(item.titleLabel.text, color=foreground)
+
+
+def light_grid():
+    """A faint grid item with two levels of lines (pyqtgraph's default draws three, the finest
+    ~100 lines a side: most of a redraw's grid cost, for lines too faint to see)."""
+    grid = pg.GridItem(pen=pg.mkPen(128, 128, 128, 40), textPen=None)
+    grid.setTickSpacing(x=[None, None], y=[None, None])
+    return grid
