@@ -88,7 +88,7 @@ def rows(report: dict) -> list[tuple[str, str, str, bool | None]]:
         figure = (f"not reached within the reference's time (best {q.get('studio_best_accuracy')} zero-shot)"
                   if q.get("reference_loop_seconds") else "neither reached the target")
     else:
-        figure = f"{q['studio_seconds']} s = {frac} of the reference's"
+        figure = f"{round(q['studio_seconds'], 3)} s = {frac} of the reference's"
     out.append(("Time to 92% zero-shot, studio preset <= 1/3 of reference loop", figure,
                 f"reference loop {q.get('reference_loop_seconds')} s", q.get("met") if q else None))
     g = report.get("gui_throughput", {})
@@ -106,7 +106,7 @@ def rows(report: dict) -> list[tuple[str, str, str, bool | None]]:
                 s.get("met") if s else None))
     lp = dig(report, "gui_plots", "loss_plot_redraw")
     out.append(("Loss plot redraw, 100,000 points per curve < 16 ms",
-                f"{lp['median_ms']} ms median (p95 {lp['p95_ms']})" if lp else "n/a", "LossPlot, 6 curves + raw",
+                f"{lp['median_ms']} ms median (p95 {lp['p95_ms']})" if lp else "n/a", f"LossPlot, {lp['curves']} curves + their raw traces" if lp else "",
                 lp.get("met") if lp else None))
     st = report.get("startup", {})
     out.append(("Start-up: window shown < 3 s (warm disk)",
