@@ -56,7 +56,7 @@ def test_controls_train_pause_step_stop(qtbot, mnist5k):
     assert window.loss_plot.plot_widget.objectName() == "lossPlot"
 
     def scatter_points():
-        return sum(len(item.data) for item in window.canvas.scatter_items)
+        return len(window.canvas.scatter.data)
 
     qtbot.waitUntil(lambda: window.canvas.snapshot is not None and window.canvas.snapshot.step > 0, timeout=WAIT_MS)
     assert scatter_points() == len(window.canvas.snapshot.mu) > 0

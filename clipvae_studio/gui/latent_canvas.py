@@ -113,7 +113,6 @@ def move_points(item: pg.ScatterPlotItem, x: np.ndarray, y: np.ndarray) -> None:
     data["y"] = y
     item.prepareGeometryChange()
     item.informViewBoundsChanged()
-    item.update()  # repaint (and re-cache) even where the bounding box did not change
     item.bounds = [None, None]
     item.invalidate()
     item.sigPlotChanged.emit(item)
@@ -134,7 +133,6 @@ class LatentCanvas(QWidget):
         self.picked_uv: tuple[float, float] | None = None
         self.last_decoded: Decoded | None = None
         self._uv = np.zeros((0, 2))
-        self._class_rows: list[np.ndarray] = []
         self._labels_key = None
         self._deferred_snapshot: LatentSnapshot | None = None
         self._deferred_timer = QTimer(self)
@@ -161,9 +159,7 @@ class LatentCanvas(QWidget):
         # One item for all points, coloured per point: one paint per repaint instead of one per label.
         self.scatter = _PassiveScatter(pen=None, pxMode=True, size=POINT_SIZE, symbol="o")
         self.scatter.setZValue(1)
-
         self.view_box.addItem(self.scatter)
-        self.scatter_items = [self.scatter]
         self._point_brushes = []
         self.anchor_item = _PassiveScatter(size=15, symbol="star", pxMode=True)
         self.anchor_item.setZValue(10)
@@ -409,7 +405,7 @@ class LatentCanvas(QWidget):
             return
         self._uv = self.projection.project(snapshot.mu)
         labels = snapshot.labels
-        key = (len(labels), int(labels.sum()), int(labels[:50].sum()) if len(labels) else 0)
+        key = (len(labels), hash(np.ascontiguousarray(labels).tobytes()))  # ~10 us for 10,000 labels
         if key != self._labels_key or len(self.scatter.data) != len(labels):
             # A new subset of points: colours per point (~10 ms for 10,000; once per dataset).
             brushes = self._point_brushes
