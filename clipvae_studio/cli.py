@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 
@@ -151,6 +152,7 @@ def cmd_train(args) -> int:
             errors.append(event.message)
 
     trainer.add_listener(listen)
+    seconds_before = trainer.train_seconds
     try:
         summary = trainer.run(time_budget=args.time_budget)
     except KeyboardInterrupt:
@@ -159,6 +161,11 @@ def cmd_train(args) -> int:
         print("\ninterrupted: saving what was trained", file=sys.stderr)
     finally:
         bar.close()
+    if args.time_budget and not args.epochs and trainer.train_seconds - seconds_before >= 0.99 * args.time_budget:
+        # The budget was the plan and its schedule has run out: record the epochs it took instead of
+        # the 10**6 placeholder, so the checkpoint reads "epoch 143.7 / 144" and training it further
+        # in the studio goes on at the end of the schedule, not at the full learning rate again.
+        trainer.config = trainer.config.with_values(epochs=max(1, math.ceil(trainer.epoch)))
     if args.out:
         save_trainer(args.out, trainer)
         summary["checkpoint"] = args.out

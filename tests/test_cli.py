@@ -1,5 +1,6 @@
 """The command line, run in-process through cli.main (and once through main.py)."""
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ import pytest
 from PIL import Image
 
 from clipvae_studio.cli import main
+from clipvae_studio.core import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,6 +27,9 @@ def test_train_eval_sample(tmp_path, capsys):
     assert summary["steps"] > 0 and summary["samples"] == summary["steps"] * 256
     assert summary["samples_per_second"] > 0 and "zero_shot_accuracy" in summary["metrics"]
     assert out.is_file()
+    # the budget's schedule ran out: the checkpoint records the epochs it took, not a placeholder
+    saved = load_checkpoint(out)
+    assert saved.config.epochs == math.ceil(saved.step / (4000 // 256)) and saved.config.epochs < 100
 
     assert main(["eval", str(out), "--json"]) == 0
     metrics = _last_json(capsys.readouterr().out)
@@ -74,7 +79,6 @@ def test_divergent_run_exits_1_and_saves_finite_weights(tmp_path, capsys):
                  "--out", str(out), "--quiet"])
     assert code == 1
     assert "non-finite" in capsys.readouterr().err
-    from clipvae_studio.core import load_checkpoint
     load_checkpoint(out)  # refuses non-finite weights, so loading proves they are finite
 
 
