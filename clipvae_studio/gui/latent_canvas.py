@@ -32,6 +32,19 @@ class PickViewBox(pg.ViewBox):
 
     sigPicked = Signal(float, float, bool)  # u, v, is_drag_finish
 
+    def addItem(self, item, ignoreBounds=False):
+        if ignoreBounds:
+            self._bounds_ignored = getattr(self, "_bounds_ignored", set()) | {item}
+        super().addItem(item, ignoreBounds=ignoreBounds)
+
+    def itemBoundsChanged(self, item):
+        # pyqtgraph queues an auto-range update, and so a repaint of the whole view (every point
+        # of the scatter), whenever any item moves, even one added with ignoreBounds: the
+        # crosshair on every drag move. Such items cannot change the range; only they repaint.
+        if item in getattr(self, "_bounds_ignored", ()):
+            return
+        super().itemBoundsChanged(item)
+
     def mouseClickEvent(self, ev):
         if ev.button() == Qt.MouseButton.LeftButton:
             ev.accept()
