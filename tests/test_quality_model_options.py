@@ -81,8 +81,32 @@ def test_jitter_moves_pixels_but_keeps_shape_and_range():
     y = jitter(x, 2.0, generator=torch.Generator().manual_seed(0))
     assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
     assert not torch.allclose(y, x)
-    # small moves of a block well inside the frame keep its ink within ~25 %
-    assert torch.allclose(y.sum((1, 2, 3)), x.sum((1, 2, 3)), rtol=0.25)
+    # a block well inside the frame keeps all its ink
+    assert torch.equal(y.sum((1, 2, 3)), x.sum((1, 2, 3)))
+
+
+def test_jitter_shifts_by_whole_pixels_without_blurring():
+    """Every image is its original moved by an integer offset within +-k: no pixel value that
+    was not there before (no interpolation), and every offset in the range occurs."""
+    x = torch.zeros(400, 1, 9, 9)
+    x[:, 0, 4, 4] = 0.7  # one dot in the middle
+    x[:, 0, 4, 5] = 0.3  # and a fainter one to its right, to tell x from y moves apart
+    y = jitter(x, 2.0, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(y.unique(), x.unique())
+    strong, faint = x[0, 0, 4, 4], x[0, 0, 4, 5]
+    offsets = set()
+    for image in y[:, 0]:
+        (r, c), = (image == strong).nonzero().tolist()
+        assert image[r, c + 1] == faint  # moved together
+        offsets.add((r - 4, c - 4))
+    assert offsets == {(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)}
+    # ink shifted out of the frame is gone, and nothing wraps round to the other side
+    edge = torch.zeros(200, 1, 5, 5)
+    edge[:, 0, :, 0] = 1.0  # the left column
+    moved = jitter(edge, 1.0, generator=torch.Generator().manual_seed(4))
+    assert moved[:, 0, :, 2:].sum() == 0
+    # moved left: gone; up or down: one pixel of the column leaves the frame; else all 5 stay
+    assert {int(s) for s in moved.sum((1, 2, 3)).tolist()} == {0, 4, 5}
 
 
 def test_reference_keeps_its_five_terms_and_no_jitter():

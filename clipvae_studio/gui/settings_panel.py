@@ -27,7 +27,8 @@ INT_RANGES = {"z_dim": (1, 512), "width": (4, 4096), "depth": (0, 64), "kl_warmu
               "batch_size": (1, 16384), "epochs": (1, 1_000_000), "seed": (0, 2**31 - 1),
               "eval_every_steps": (1, 10_000_000), "snapshot_size": (10, 100_000)}
 FLOAT_RANGES = {"free_bits": (0.0, 20.0, 2, 0.1), "snapshot_every_s": (0.1, 120.0, 1, 0.5),
-                "label_pull": (0.0, 1.0, 2, 0.1), "label_match_reverse": (0.0, 1.0, 2, 0.1)}
+                "label_pull": (0.0, 1.0, 2, 0.1), "label_match_reverse": (0.0, 1.0, 2, 0.1),
+                "augment_px": (0.0, 8.0, 0, 1.0)}  # whole pixels
 LOG_FLOATS = {"lr": (1e-7, 10.0), "weight_decay": (0.0, 10.0)}
 GROUPS = (("Model", MODEL_FIELDS),
           ("Loss", ("clip_mode", "rec_reduction", "kld_reduction", "w_clip", "w_kld_image", "w_kld_label",
