@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt
 
 pytest.importorskip("pytestqt")
 
-from clipvae_studio.gui.loss_plot import LossHistory, LossPlot, ema_debiased  # noqa: E402
+from clipvae_studio.gui.loss_plot import LossHistory, LossPlot, ema_debiased, extend_buffer  # noqa: E402
 from clipvae_studio.gui.training_worker import CURVE_KEYS  # noqa: E402
 
 
@@ -45,6 +45,19 @@ def test_history_grows_truncates_and_writes_csv(tmp_path):
     rows = list(csv.reader(path.open()))
     assert rows[0] == ["step", "epoch", *CURVE_KEYS] and len(rows) == 21
     assert float(rows[-1][2]) == pytest.approx(history.values("total")[-1], rel=1e-6)
+
+
+def test_extend_buffer_appends_without_touching_earlier_views():
+    rng = np.random.default_rng(2)
+    view, expected, earlier = None, np.zeros(0), []
+    for _ in range(60):
+        new = rng.standard_normal(int(rng.integers(0, 400)))
+        view = extend_buffer(view, new)
+        expected = np.concatenate([expected, new])
+        assert np.array_equal(view, expected)
+        earlier.append((view, view.copy()))
+    assert len(view.base) < 4 * len(view) + 4096  # grows by doubling, not per call
+    assert all(np.array_equal(v, copy) for v, copy in earlier)  # the plot may still hold old views
 
 
 def test_loss_plot_draws_smoothed_curves_incrementally(qtbot):

@@ -104,6 +104,19 @@ class LossHistory:
                 writer.writerow([int(row[0]), f"{row[1]:.6g}"] + [f"{v:.8g}" for v in row[2:]])
 
 
+def extend_buffer(view: np.ndarray | None, new: np.ndarray) -> np.ndarray:
+    """`view` (a leading slice of a larger buffer, or None) followed by `new`, as a view of a
+    buffer that grows by doubling: a redraw copies the new points only, not the whole series."""
+    n = 0 if view is None else len(view)
+    base = None if view is None else (view.base if view.base is not None else view)
+    if base is None or len(base) < n + len(new):
+        grown = np.empty(max(4096, 2 * (n + len(new))), np.float64)
+        grown[:n] = view if view is not None else grown[:0]
+        base = grown
+    base[n:n + len(new)] = new
+    return base[:n + len(new)]
+
+
 def peak_decimate(x: np.ndarray, y: np.ndarray, buckets: int) -> tuple[np.ndarray, np.ndarray]:
     """At most ~2 * buckets points that keep every spike: the min and max of each run of samples.
 
@@ -360,8 +373,7 @@ class LossPlot(QWidget):
                 finite = np.where(np.isfinite(new), new, 0.0)
                 biased, self._ema_state[key] = ema_biased(finite, w, self._ema_state.get(key, 0.0))
                 new = biased / debias
-            old = self._smoothed.get(key)
-            self._smoothed[key] = new.copy() if old is None else np.concatenate([old, new])
+            self._smoothed[key] = extend_buffer(self._smoothed.get(key), new)
         self._smoothed_n = n
 
     def redraw_if_needed(self) -> None:
