@@ -34,7 +34,8 @@ GROUPS = (("Model", MODEL_FIELDS),
           ("Loss", ("clip_mode", "rec_reduction", "kld_reduction", "w_clip", "w_kld_image", "w_kld_label",
                     "w_rec_image", "w_ce_label", "kl_warmup_steps", "free_bits", "label_pull",
                     "label_match_reverse")),
-          ("Optimisation", ("lr", "weight_decay", "lr_schedule", "batch_size", "epochs", "seed", "device")),
+          ("Optimisation", ("lr", "weight_decay", "lr_schedule", "batch_size", "epochs", "augment_px", "seed",
+                            "device")),
           ("Reporting", ("eval_every_steps", "snapshot_every_s", "snapshot_size")))
 
 
@@ -53,7 +54,7 @@ LABELS = {"z_dim": "latent size", "w_clip": "weight CLIP", "w_kld_image": "weigh
           "snapshot_every_s": "snapshot every (s)", "snapshot_size": "snapshot size",
           "shared_blocks": "shared blocks", "w_label_match": "weight label match", "w_prior_mmd": "weight prior MMD",
           "decoder_heads": "decoder heads", "label_match_reverse": "label match reverse", "clip_mode": "CLIP mode", "rec_reduction": "rec. reduction",
-          "kld_reduction": "KLD reduction", "weight_decay": "weight decay"}
+          "kld_reduction": "KLD reduction", "weight_decay": "weight decay", "augment_px": "shift images (px)"}
 
 
 class ScientificSpinBox(QDoubleSpinBox):
