@@ -29,7 +29,8 @@ def test_events_and_history(mnist5k):
     assert summary["steps"] == 50 and summary["samples"] == 50 * 64
     assert len(trainer.history["total"]) == 50
     snap = next(e for e in events if isinstance(e, LatentSnapshot))
-    assert snap.mu.shape == (200, 16) and snap.label_mu.shape == (10, 16)
+    z = trainer.config.z_dim
+    assert snap.mu.shape == (200, z) and snap.label_mu.shape == (10, z)
     assert np.array_equal(snap.labels, mnist5k.test_labels.numpy()[snap.indices])
     evals = [e.metrics for e in events if isinstance(e, EvalEvent)]
     assert [m["step"] for m in evals] == [25, 50]
