@@ -7,6 +7,7 @@ import random
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -354,6 +355,30 @@ def test_divergence_stops_with_a_message_and_training_can_go_on(qtbot, mnist5k, 
     settle(qtbot, window)
     assert not messages.of_kind("error", "question")
     assert np.all(np.isfinite(window.trainer.history["total"]))
+
+
+# --- garbage collection stays in the GUI thread ---------------------------------------------------
+def test_reference_cycles_are_freed_in_the_gui_thread_while_training(qtbot, mnist5k):
+    """Python's cycle collector runs in whichever thread allocates; while training that is mostly
+    the training thread, and a Qt object freed there is destroyed in the wrong thread. The window
+    has automatic collection done by a GUI-thread timer instead."""
+    window = make_window(qtbot, mnist5k)
+    action(window, "actionStart").trigger()
+    qtbot.waitUntil(lambda: window.trainer.step_count >= 5, timeout=WAIT_MS)
+    freed_in = []
+
+    class Node:
+        def __del__(self):
+            freed_in.append(threading.current_thread() is threading.main_thread())
+
+    for _ in range(300):  # garbage as soon as made: the first collection after this frees it
+        first, second = Node(), Node()
+        first.other, second.other = second, first
+    del first, second
+    qtbot.waitUntil(lambda: len(freed_in) == 600, timeout=WAIT_MS)  # while the trainer allocates
+    action(window, "actionStop").trigger()
+    settle(qtbot, window)
+    assert all(freed_in), f"{freed_in.count(False)} of 600 objects were freed in another thread"
 
 
 # --- a storm of clicks ---------------------------------------------------------------------------
