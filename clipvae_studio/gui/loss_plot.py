@@ -110,9 +110,9 @@ def extend_buffer(view: np.ndarray | None, new: np.ndarray) -> np.ndarray:
     n = 0 if view is None else len(view)
     base = None if view is None else (view.base if view.base is not None else view)
     if base is None or len(base) < n + len(new):
-        grown = np.empty(max(4096, 2 * (n + len(new))), np.float64)
-        grown[:n] = view if view is not None else grown[:0]
-        base = grown
+        base = np.empty(max(4096, 2 * (n + len(new))), np.float64)
+        if view is not None:
+            base[:n] = view
     base[n:n + len(new)] = new
     return base[:n + len(new)]
 
