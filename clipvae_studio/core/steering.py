@@ -3,7 +3,9 @@
 The objective is log p(label | .) either of the image decoded at z and encoded again (what
 CLIP thinks the *picture* shows, the default) or of z itself ("direct"). A step that would
 lower the objective is retried with half the step size (backtracking), so the objective
-never goes down along the path.
+never goes down along the path. Where no step size helps, a step along the direct score's
+gradient is tried before giving up (`_escape`): with routed decoder heads the re-encoded
+score's gradient is blind to the label borders that the picture must cross.
 """
 from __future__ import annotations
 
@@ -75,16 +77,43 @@ def steer(model: CLIPVAE, z0: np.ndarray, label: int, steps: int = 40, step_size
             if not np.isfinite(norm) or norm == 0.0:
                 break
             direction = grad / norm
-            while size >= min_step:
-                candidate = z + size * direction
-                with torch.no_grad():
-                    new_value = float(_log_scores(model, candidate, objective)[pick][0, label])
-                if new_value >= value:
-                    break
-                size *= 0.5
-            else:
-                break  # no step size improves: a local maximum
-            z = candidate
+            candidate = _improving_step(model, z, direction, value, label, pick, objective, size, min_step)
+            if candidate is None and objective == "reencoded":
+                candidate = _escape(model, z, value, label, step_size)
+            if candidate is None:
+                break  # no step improves: a local maximum
+            z, size = candidate
             value = record(z)
             size = min(step_size, size * 1.5)  # recover the pace after a backtrack
     return SteeringPath(label, objective, np.stack(zs), np.stack(scores), np.stack(direct))
+
+
+def _improving_step(model, z, direction, value, label, pick, objective, size, min_step):
+    """(z + size * direction, size) for the largest size, halving from `size`, that does not lower
+    the objective; None when even min_step lowers it."""
+    while size >= min_step:
+        candidate = z + size * direction
+        with torch.no_grad():
+            new_value = float(_log_scores(model, candidate, objective)[pick][0, label])
+        if new_value >= value:
+            return candidate, size
+        size *= 0.5
+    return None
+
+
+def _escape(model, z, value, label, step_size):
+    """A way out of a local maximum of the re-encoded score. With routed decoder heads the
+    decoded picture changes abruptly where CLIP's label at z changes, so its gradient does not
+    see that crossing the border helps: step along the direct score (smooth) instead, up to four
+    step sizes, and take the first length that raises the re-encoded score."""
+    zg = z.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(model.clip_logits(zg).log_softmax(1)[0, label], zg)
+    norm = float(grad.norm())
+    if not np.isfinite(norm) or norm == 0.0:
+        return None
+    for length in (0.5, 1.0, 2.0, 4.0):
+        candidate = z + length * step_size * grad / norm
+        with torch.no_grad():
+            if float(_log_scores(model, candidate, "reencoded")[0][0, label]) > value:
+                return candidate, step_size
+    return None

@@ -32,9 +32,11 @@ class MetricsPlot(QWidget):
         self.nats_plot.setLabel("left", "nats / image")
         self.nats_plot.setLabel("bottom", "step")
         self.legends = []
-        for plot in (self.accuracy_plot, self.nats_plot):
+        # Accuracy climbs to the top within seconds: its legend sits bottom right, off the curves
+        # (a negative offset anchors pyqtgraph's legend to that corner).
+        for plot, offset in ((self.accuracy_plot, (-8, -4)), (self.nats_plot, (8, 4))):
             plot.showGrid(x=True, y=True, alpha=0.15)
-            self.legends.append(plot.addLegend(offset=(8, 4), labelTextSize="8pt", verSpacing=-6))
+            self.legends.append(plot.addLegend(offset=offset, labelTextSize="8pt", verSpacing=-6))
         plots = {"accuracy": self.accuracy_plot, "nats": self.nats_plot}
         self.curves = {}
         for key, (where, name, color) in SERIES.items():
