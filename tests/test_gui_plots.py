@@ -113,6 +113,28 @@ def test_metrics_plot_keeps_rows_in_step_order(qtbot):
     assert list(x) == [100, 200] and y[-1] == pytest.approx(0.9)
 
 
+def test_metrics_plot_names_every_curve_outside_the_plots_and_aligns_the_step_axes(qtbot):
+    from clipvae_studio.gui.metrics_plot import SERIES, MetricsPlot
+
+    plot = MetricsPlot()
+    qtbot.addWidget(plot)
+    plot.resize(230, 330)  # the dock's width in a 1,360-pixel window
+    plot.show()
+    qtbot.waitExposed(plot)
+    # accuracy ticks ("0.8") and nats ticks ("100") differ in width; the data areas must still line up
+    for step in (200, 400):
+        plot.add_metrics({"step": step, "zero_shot_accuracy": 0.9, "recon_nats": 104.0, "kld_nats": 20.0,
+                          "label_decoder_accuracy": 0.8})
+    qtbot.wait(50)
+    top, bottom = (p.vb.sceneBoundingRect() for p in (plot.accuracy_plot, plot.nats_plot))
+    assert top.left() == pytest.approx(bottom.left(), abs=0.5) and top.width() == pytest.approx(bottom.width(), abs=0.5)
+    # the legend is a line of text above the plots, not an item drawn over the curves
+    text = plot.legend.text().replace("&nbsp;", " ")
+    assert all(name in text for _plot, name, _color in SERIES.values())
+    assert plot.legend.geometry().bottom() <= plot.layout_widget.geometry().top()
+    assert all(p.legend is None for p in (plot.accuracy_plot, plot.nats_plot))
+
+
 def test_settings_panel_covers_every_field(qtbot):
     from dataclasses import fields
 

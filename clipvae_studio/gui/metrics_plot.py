@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from .style import current_theme, style_plot
+from .style import style_plot
 
-SERIES = {  # key: (plot, name, colour)
-    "zero_shot_accuracy": ("accuracy", "zero-shot accuracy", "#4e79a7"),
-    "label_decoder_accuracy": ("accuracy", "label decoder accuracy", "#59a14f"),
-    "recon_nats": ("nats", "reconstruction", "#e15759"),
-    "kld_nats": ("nats", "KLD", "#f28e2b"),
+SERIES = {  # key: (plot, name, colour); short names: the dock is narrow, the axes say the unit
+    "zero_shot_accuracy": ("accuracy", "zero-shot", "#4e79a7"),
+    "label_decoder_accuracy": ("accuracy", "label decoder", "#59a14f"),
+    "recon_nats": ("nats", "rec. image", "#e15759"),
+    "kld_nats": ("nats", "KLD image", "#f28e2b"),
 }
 
 
@@ -31,19 +31,25 @@ class MetricsPlot(QWidget):
         self.accuracy_plot.enableAutoRange(y=False)
         self.nats_plot.setLabel("left", "nats / image")
         self.nats_plot.setLabel("bottom", "step")
-        self.legends = []
-        # Accuracy climbs to the top within seconds: its legend sits bottom right, off the curves
-        # (a negative offset anchors pyqtgraph's legend to that corner).
-        for plot, offset in ((self.accuracy_plot, (-8, -4)), (self.nats_plot, (8, 4))):
-            plot.showGrid(x=True, y=True, alpha=0.15)
-            self.legends.append(plot.addLegend(offset=offset, labelTextSize="8pt", verSpacing=-6))
         plots = {"accuracy": self.accuracy_plot, "nats": self.nats_plot}
         self.curves = {}
         for key, (where, name, color) in SERIES.items():
             self.curves[key] = plots[where].plot(pen=pg.mkPen(color, width=2), name=name,
                                                  symbol="o", symbolSize=4, symbolPen=None, symbolBrush=color)
+        for plot in plots.values():
+            plot.showGrid(x=True, y=True, alpha=0.15)
+            plot.getAxis("left").setWidth(46)  # equal axis widths keep the two linked step axes aligned
+        # The curves are named in a wrapping line above the plots, in their colours: the dock is
+        # often only ~200 px wide, and an in-plot legend there covers the curves and is cut off.
+        self.legend = QLabel("&nbsp;&nbsp; ".join(f"<span style='color:{color}'>&#9644;</span>&nbsp;{name.replace(' ', '&nbsp;')}"
+                                                   for _where, name, color in SERIES.values()))
+        self.legend.setObjectName("metricsLegend")
+        self.legend.setWordWrap(True)
+        self.legend.setContentsMargins(6, 2, 6, 0)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.legend)
         layout.addWidget(self.layout_widget)
 
     def add_metrics(self, metrics: dict) -> None:
@@ -71,9 +77,3 @@ class MetricsPlot(QWidget):
 
     def apply_theme(self) -> None:
         style_plot(self.layout_widget)
-        dark = current_theme() == "dark"
-        for legend in self.legends:
-            legend.setBrush(pg.mkBrush(30, 31, 34, 215) if dark else pg.mkBrush(255, 255, 255, 215))
-            legend.setLabelTextColor("#e0e0e0" if dark else "#202020")
-            for _sample, label in legend.items:  # setLabelTextColor stores the colour; re-render with it
-                label.setText(label.text)
