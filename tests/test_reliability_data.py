@@ -167,10 +167,10 @@ def test_image_folder_skips_and_counts_corrupt_images(tmp_path):
 
 
 def test_empty_and_unreadable_image_folders(tmp_path):
-    with pytest.raises(DatasetError, match="found 0 sub-folders and 0 images"):
+    with pytest.raises(DatasetError, match="found 0 sub-folders with 0 images"):
         load_dataset("folder", tmp_path)
     (tmp_path / "cats").mkdir()
-    with pytest.raises(DatasetError, match="found 1 sub-folders and 0 images"):
+    with pytest.raises(DatasetError, match="found 1 sub-folder with 0 images"):
         load_dataset("folder", tmp_path)
     (tmp_path / "cats" / "a.png").write_bytes(b"\x89PNG broken")
     with pytest.raises(DatasetError, match="none of the 1 image files could be read"):

@@ -197,7 +197,7 @@ def load_image_folder(folder, image_size: int = 28, color: str = "auto", test_fr
                for f in sorted(c.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
     if not classes or not entries:
         raise DatasetError(f"{folder}: expected one sub-folder of images (PNG/JPEG) per class, found "
-                           f"{len(classes)} sub-folders and {len(entries)} images")
+                           f"{_count(len(classes), 'sub-folder')} with {_count(len(entries), 'image')}")
     images, labels, skipped = [], [], []
     want_rgb = color == "rgb"
     for i, (path, ci) in enumerate(entries):
@@ -245,3 +245,7 @@ def load_dataset(name: str = "mnist5k", path=None, **options) -> ImageDataset:
             raise DatasetError(f"dataset {name!r} needs a folder (--data-dir)")
         return load_idx_folder(path) if name == "idx" else load_image_folder(path, **options)
     raise DatasetError(f"unknown dataset {name!r}; choose from {', '.join(DATASET_KINDS)}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
