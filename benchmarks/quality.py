@@ -63,6 +63,8 @@ def report(name: str, model, summary: dict, dataset, classifier, seed: int) -> d
         "conditional_diversity": round(cond["diversity"], 4),
         "real_test_diversity": round(cond["real_diversity"], 4),
         "unconditional_confident_share": round(uncond["confident_share"], 4),
+        "unconditional_clip_routed_confident_share": (round(uncond["clip_routed_confident_share"], 4)
+                                                      if "clip_routed_confident_share" in uncond else None),
         "unconditional_mean_confidence": round(uncond["mean_confidence"], 4),
         "unconditional_effective_labels": round(uncond["effective_labels"], 2),
         "per_label": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}

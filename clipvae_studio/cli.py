@@ -234,6 +234,8 @@ def _generation_figures(model, dataset, args) -> dict:
         "conditional_diversity": cond["diversity"],
         "real_test_diversity": cond["real_diversity"],
         "unconditional_confident_share": uncond["confident_share"],
+        **({"unconditional_clip_routed_confident_share": uncond["clip_routed_confident_share"]}
+           if "clip_routed_confident_share" in uncond else {}),
         "unconditional_mean_confidence": uncond["mean_confidence"],
         "unconditional_effective_labels": uncond["effective_labels"],
         "generation_per_label": cond["per_label"],

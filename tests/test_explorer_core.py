@@ -40,8 +40,8 @@ def test_steering_raises_the_label_score_monotonically(model, label):
 
 def test_steering_crosses_label_borders_instead_of_stalling(model, mnist5k):
     """With routed decoder heads the decoded picture jumps where CLIP's label at z changes, and
-    plain gradient ascent on the re-encoded score stalled at such borders (5 of these 20 paths
-    ended below 0.9 before the escape step along the direct score)."""
+    plain gradient ascent on the re-encoded score stalls at such borders (5 of these 20 paths
+    end below 0.9 without the escape along the direct score)."""
     with torch.no_grad():
         starts = model.encode_image(mnist5k.test_images[:20].float().div(255))[0].numpy()
     stalled = []

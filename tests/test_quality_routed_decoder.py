@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from clipvae_studio.core import CLIPVAE, preset
-from clipvae_studio.core.generation import sample_label
+from clipvae_studio.core import CLIPVAE, load_checkpoint, preset
+from clipvae_studio.core.generation import sample_label, sample_noise
 from clipvae_studio.core.losses import prior_mmd
 from clipvae_studio.core.networks import routed_linear
 
@@ -43,6 +43,42 @@ def test_decoding_uses_the_head_of_the_label_clip_scores_highest():
     # an explicit label overrides CLIP (generating from a label)
     forced = model.decode_image_logits(z, torch.tensor([2, 2, 2]))
     assert torch.allclose(forced, torch.full_like(forced, 10.0))
+
+
+def test_noise_samples_are_the_picture_clip_reranks_first_among_the_heads(trained_checkpoint):
+    model = load_checkpoint(trained_checkpoint).model.eval()
+    n, k = 200, model.num_labels
+    generator = torch.Generator().manual_seed(0)
+    z = torch.randn(n, model.z_dim, generator=generator)
+    with torch.no_grad():
+        # brute force: every head's picture, encoded again, scored by CLIP for that head's label
+        pictures = [model.decode_image(z, torch.full((n,), j)) for j in range(k)]
+        own = torch.stack([model.clip_scores(model.encode_image(p)[0])[:, j] for j, p in enumerate(pictures)], 1)
+        best = own.argmax(1)
+        expected = torch.stack([pictures[int(best[i])][i] for i in range(n)])
+        assert torch.allclose(model.decode_reranked(z), expected, atol=1e-6)
+        at_point = model.clip_logits(z).argmax(1)
+        assert (best != at_point).any() and len(set(best.tolist())) > 1  # a different rule, not a constant
+        # the sampler reranks; rerank=False decodes as the map does (CLIP's label at z)
+        assert torch.allclose(sample_noise(model, n, torch.Generator().manual_seed(0)), expected, atol=1e-6)
+        plain = sample_noise(model, n, torch.Generator().manual_seed(0), rerank=False)
+        assert torch.allclose(plain, model.decode_image(z))
+
+
+def test_every_head_gives_each_heads_picture_with_and_without_gradients():
+    model = _model_with_marked_heads()
+    z = torch.randn(5, 3)
+    frozen = CLIPVAE((1, 4, 4), 3, z_dim=3, width=8, depth=1, decoder_heads=True)
+    frozen.load_state_dict(model.state_dict())
+    frozen.requires_grad_(False)  # inference copies: the heads as one stacked matrix
+    for m in (model, frozen):
+        every = m.image_decoder.every_head(z)
+        assert every.shape == (5, 3, 1, 4, 4)
+        for k in range(3):
+            assert torch.allclose(every[:, k], m.decode_image_logits(z, torch.full((5,), k)))
+    with torch.no_grad():  # changed weights are seen (the stacked copy is rebuilt)
+        frozen.image_decoder.heads[1].bias.fill_(3.0)
+    assert torch.allclose(frozen.image_decoder.every_head(z)[:, 1], torch.full((5, 1, 4, 4), 3.0))
 
 
 def test_label_samples_come_from_the_labels_head_unless_clip_routing_is_asked_for():

@@ -112,7 +112,8 @@ FIELD_HELP = {
     "noise": "Reparameterisation noise: 'gaussian' (correct) or 'uniform' (reference defect).",
     "decoder_heads": "Decoder ends in one output layer per label; each image comes out of the head of the "
                      "label CLIP scores highest at its latent point (or of the label it is generated from), "
-                     "so samples are a clear digit instead of a blend of two (mlp only).",
+                     "so samples are a clear digit instead of a blend of two; samples from noise keep the "
+                     "head whose picture CLIP recognises best as its label (mlp only).",
     "clip_mode": "'batch': image i matches label row i (reference); 'prototype': each image against every class.",
     "rec_reduction": "Reconstruction BCE: 'sum' per image (true ELBO) or pixel 'mean' (reference).",
     "kld_reduction": "KL divergence: 'sum' per sample or element 'mean' (reference).",

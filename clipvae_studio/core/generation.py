@@ -11,9 +11,14 @@ def _generator_device_noise(shape, generator, device):
 
 
 @torch.no_grad()
-def sample_noise(model: CLIPVAE, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Decode z ~ N(0, I): n x C x H x W in [0, 1]."""
-    return model.decode_image(_generator_device_noise((n, model.z_dim), generator, model.device)).cpu()
+def sample_noise(model: CLIPVAE, n: int, generator: torch.Generator | None = None,
+                 rerank: bool = True) -> torch.Tensor:
+    """Decode z ~ N(0, I): n x C x H x W in [0, 1]. With routed decoder heads each sample is the
+    picture CLIP reranks first among the heads' (model.decode_reranked); rerank=False decodes
+    with the head of CLIP's label at z, as the latent map does."""
+    z = _generator_device_noise((n, model.z_dim), generator, model.device)
+    reranked = rerank and getattr(model, "decoder_heads", False)
+    return (model.decode_reranked(z) if reranked else model.decode_image(z)).cpu()
 
 
 @torch.no_grad()

@@ -6,8 +6,10 @@
   the head CLIP picks at each point (what the latent map shows there).
 - diversity: mean pairwise RMS pixel distance between the samples of one label (0 when all
   samples are identical), next to the same figure for real test images of that label.
-- unconditional: decode z ~ N(0, I); the share the classifier names with confidence >= 0.9,
-  and how the predicted labels spread over the classes.
+- unconditional: decode z ~ N(0, I) (with routed heads, reranked by CLIP over the heads'
+  pictures: generation.sample_noise); the share the classifier names with confidence >= 0.9,
+  and how the predicted labels spread over the classes. clip_routed_confident_share gives the
+  same latents decoded by the head of CLIP's label at each point, without reranking.
 """
 from __future__ import annotations
 
@@ -106,9 +108,16 @@ def unconditional_generation(model, classifier, n: int = 1000, seed: int = 0,
     generator = torch.Generator().manual_seed(seed)
     model_was = model.training
     model.eval()
+    state = generator.get_state()
     images = sample_noise(model, n, generator)
+    if getattr(model, "decoder_heads", False):
+        generator.set_state(state)  # the same latents, without reranking
+        plain = sample_noise(model, n, generator, rerank=False)
     model.train(model_was)
     summary = confidence_summary(classifier.probabilities(images), threshold)
+    if getattr(model, "decoder_heads", False):
+        summary["clip_routed_confident_share"] = confidence_summary(classifier.probabilities(plain),
+                                                                    threshold)["confident_share"]
     summary["n"] = n
     summary["threshold"] = threshold
     return summary

@@ -3,9 +3,9 @@
 The objective is log p(label | .) either of the image decoded at z and encoded again (what
 CLIP thinks the *picture* shows, the default) or of z itself ("direct"). A step that would
 lower the objective is retried with half the step size (backtracking), so the objective
-never goes down along the path. Where no step size helps, a step along the direct score's
-gradient is tried before giving up (`_escape`): with routed decoder heads the re-encoded
-score's gradient is blind to the label borders that the picture must cross.
+never goes down along the path. Where no step size helps, the point walks up the direct
+score before giving up (`_escape`): with routed decoder heads the re-encoded score's gradient
+is blind to the borders where another head takes over the picture.
 """
 from __future__ import annotations
 
@@ -101,19 +101,22 @@ def _improving_step(model, z, direction, value, label, pick, objective, size, mi
     return None
 
 
-def _escape(model, z, value, label, step_size):
+def _escape(model, z, value, label, step_size, max_steps=12):
     """A way out of a local maximum of the re-encoded score. With routed decoder heads the
-    decoded picture changes abruptly where CLIP's label at z changes, so its gradient does not
-    see that crossing the border helps: step along the direct score (smooth) instead, up to four
-    step sizes, and take the first length that raises the re-encoded score."""
-    zg = z.clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(model.clip_logits(zg).log_softmax(1)[0, label], zg)
-    norm = float(grad.norm())
-    if not np.isfinite(norm) or norm == 0.0:
-        return None
-    for length in (0.5, 1.0, 2.0, 4.0):
-        candidate = z + length * step_size * grad / norm
+    picture at z comes from the head of CLIP's label at z, and the re-encoded score's gradient
+    flows through that head only: it cannot see that a little further on, the steered label's
+    head takes over. Walk up CLIP's score of the point itself instead (smooth), one step size at
+    a time, up to max_steps, until the re-encoded score rises above where the path stalled; only
+    that point joins the path, so its score never drops."""
+    point = z
+    for _ in range(max_steps):
+        zg = point.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(model.clip_logits(zg).log_softmax(1)[0, label], zg)
+        norm = float(grad.norm())
+        if not np.isfinite(norm) or norm == 0.0:
+            return None
+        point = point + step_size * grad / norm
         with torch.no_grad():
-            if float(_log_scores(model, candidate, "reencoded")[0][0, label]) > value:
-                return candidate, step_size
+            if float(_log_scores(model, point, "reencoded")[0][0, label]) > value:
+                return point, step_size
     return None
