@@ -54,7 +54,10 @@ class GalleryView(QWidget):
 
         # Options per mode, in a stack that follows the mode combo.
         self.options = QStackedWidget()
-        self.options.addWidget(QLabel("Decoded samples of the prior."))
+        noise_note = QLabel("Decoded samples of the prior. With routed decoder heads every head draws each "
+                            "sample, and CLIP keeps the picture that best shows its head's label.")
+        noise_note.setWordWrap(True)
+        self.options.addWidget(noise_note)
         labels_page = QWidget()
         labels_row = QHBoxLayout(labels_page)
         labels_row.setContentsMargins(0, 0, 0, 0)
