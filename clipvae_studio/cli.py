@@ -203,10 +203,10 @@ def cmd_eval(args) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        for key, value in result.items():
-            if key == "generation_per_label":
-                continue
-            print(f"{key:>32}: {value:.4f}" if isinstance(value, float) else f"{key:>32}: {value}")
+        rows = {key: value for key, value in result.items() if key != "generation_per_label"}
+        width = max(map(len, rows))
+        for key, value in rows.items():
+            print(f"{key:>{width}}: {value:.4f}" if isinstance(value, float) else f"{key:>{width}}: {value}")
     return 0
 
 
