@@ -65,6 +65,18 @@ def test_noise_samples_are_the_picture_clip_reranks_first_among_the_heads(traine
         assert torch.allclose(plain, model.decode_image(z))
 
 
+def test_reranking_in_chunks_gives_the_same_samples(monkeypatch):
+    import clipvae_studio.core.model as model_module
+
+    torch.manual_seed(1)
+    model = CLIPVAE((1, 4, 4), 3, z_dim=3, width=8, depth=1, decoder_heads=True).eval()
+    z = torch.randn(50, 3)
+    whole = model.decode_reranked(z)
+    assert not torch.allclose(whole[0], whole[1])  # the pictures follow z: order matters
+    monkeypatch.setattr(model_module, "RERANK_PIXELS", 7 * 3 * 16)  # 7 points per chunk
+    assert torch.equal(model.decode_reranked(z), whole)
+
+
 def test_every_head_gives_each_heads_picture():
     model = _model_with_marked_heads()
     z = torch.randn(5, 3)

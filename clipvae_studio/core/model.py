@@ -12,6 +12,7 @@ from .config import TrainConfig
 from .networks import IMAGE_NETWORKS, LabelDecoder, LabelEncoder
 
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP clamps the temperature at 100
+RERANK_PIXELS = 1 << 24  # pixels of heads' pictures decode_reranked holds at once
 
 
 class CLIPVAE(nn.Module):
@@ -80,6 +81,10 @@ class CLIPVAE(nn.Module):
         decode_image."""
         if not self.decoder_heads:
             return self.decode_image(z)
+        # every head's picture of every point at once: in chunks of RERANK_PIXELS (64 MB of floats)
+        chunk = max(1, RERANK_PIXELS // (self.num_labels * math.prod(self.image_shape)))
+        if len(z) > chunk:
+            return torch.cat([self.decode_reranked(part) for part in z.split(chunk)])
         every = torch.sigmoid(self.image_decoder.every_head(z))
         n, k = every.shape[:2]
         mu, _ = self.encode_image(every.flatten(0, 1))
