@@ -121,11 +121,14 @@ def test_metrics_plot_names_every_curve_outside_the_plots_and_aligns_the_step_ax
     plot.resize(230, 330)  # the dock's width in a 1,360-pixel window
     plot.show()
     qtbot.waitExposed(plot)
+    step_axis = plot.nats_plot.getAxis("bottom")
+    assert not step_axis.style["showValues"]  # no evaluation yet: no made-up 0..1 step scale
     # accuracy ticks ("0.8") and nats ticks ("100") differ in width; the data areas must still line up
     for step in (200, 400):
         plot.add_metrics({"step": step, "zero_shot_accuracy": 0.9, "recon_nats": 104.0, "kld_nats": 20.0,
                           "label_decoder_accuracy": 0.8})
     qtbot.wait(50)
+    assert step_axis.style["showValues"]
     top, bottom = (p.vb.sceneBoundingRect() for p in (plot.accuracy_plot, plot.nats_plot))
     assert top.left() == pytest.approx(bottom.left(), abs=0.5) and top.width() == pytest.approx(bottom.width(), abs=0.5)
     # the legend is a line of text above the plots, not an item drawn over the curves

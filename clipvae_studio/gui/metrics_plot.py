@@ -51,6 +51,7 @@ class MetricsPlot(QWidget):
         layout.setSpacing(0)
         layout.addWidget(self.legend)
         layout.addWidget(self.layout_widget)
+        self._show_axis_values(False)
 
     def add_metrics(self, metrics: dict) -> None:
         if self.rows and metrics.get("step", 0) <= self.rows[-1].get("step", 0):
@@ -67,6 +68,7 @@ class MetricsPlot(QWidget):
         self.set_rows([])
 
     def _redraw(self) -> None:
+        self._show_axis_values(bool(self.rows))
         steps = np.array([r.get("step", 0) for r in self.rows], dtype=np.float64)
         for key, curve in self.curves.items():
             curve.setData(steps, np.array([r.get(key, np.nan) for r in self.rows], dtype=np.float64))
@@ -74,6 +76,14 @@ class MetricsPlot(QWidget):
             self.accuracy_plot.setXRange(0, steps[0] * 1.05, padding=0)
         else:
             self.accuracy_plot.enableAutoRange(x=True)
+
+    def _show_axis_values(self, shown: bool) -> None:
+        """Before the first evaluation the step and nats axes have no scale to show: pyqtgraph's
+        default 0-1 range drew 0.2 ... 0.8 there, crowded into one another in a narrow dock."""
+        for axis in (self.accuracy_plot.getAxis("bottom"), self.nats_plot.getAxis("bottom"),
+                     self.nats_plot.getAxis("left")):
+            if axis.style["showValues"] != shown:
+                axis.setStyle(showValues=shown)
 
     def apply_theme(self) -> None:
         style_plot(self.layout_widget)
