@@ -20,8 +20,8 @@ def test_roundtrip_keeps_everything(mnist5k, tmp_path):
     ckpt = load_checkpoint(path, mnist5k.image_shape, mnist5k.num_labels)
     assert ckpt.step == 20 and ckpt.config == cfg and ckpt.label_names == mnist5k.label_names
     assert ckpt.history["total"] == pytest.approx(trainer.history["total"])
-    for k, v in trainer.model.state_dict().items():
-        assert torch.equal(ckpt.model.state_dict()[k], v)
+    for k, v in trainer.model.state_dict().items():  # the file holds CPU tensors; training may be on a GPU
+        assert torch.equal(ckpt.model.state_dict()[k], v.cpu())
     # resuming continues exactly where the original would have
     resumed = Trainer(ckpt.config, mnist5k, model=ckpt.model, eval_size=100)
     resumed.restore(ckpt.payload())

@@ -31,7 +31,8 @@ def trained(mnist5k):
 def _same_optimizer_state(a: dict, b: dict) -> bool:
     if a["param_groups"] != b["param_groups"] or a["state"].keys() != b["state"].keys():
         return False
-    return all(torch.equal(torch.as_tensor(a["state"][i][k]), torch.as_tensor(b["state"][i][k]))
+    # .cpu(): checkpoints hold CPU tensors while a restored trainer may live on a GPU
+    return all(torch.equal(torch.as_tensor(a["state"][i][k]).cpu(), torch.as_tensor(b["state"][i][k]).cpu())
                for i in a["state"] for k in a["state"][i])
 
 
@@ -74,7 +75,7 @@ def test_crashed_session_is_found_and_resumes_exactly(mnist5k, tmp_path):
     assert trainer.history["total"] == saved["history"]["total"] and len(trainer.history["total"]) == 12
     assert _same_optimizer_state(trainer.optimizer.state_dict(), saved["optimizer"])
     for key, value in saved["model"].items():
-        assert torch.equal(trainer.model.state_dict()[key], value), key
+        assert torch.equal(trainer.model.state_dict()[key].cpu(), value), key
     # ... and it trains on from there
     trainer.run(max_steps=3)
     assert trainer.step_count == 15 and len(trainer.history["total"]) == 15
