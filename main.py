@@ -31,7 +31,7 @@ def _venv_python() -> Path:
     return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
-def _bootstrap() -> Path:
+def _bootstrap(missing: list[str]) -> Path:
     """Create .venv and install the project into it; reinstall when pyproject.toml changes."""
     python = _venv_python()
     stamp = VENV / ".installed"
@@ -40,12 +40,19 @@ def _bootstrap() -> Path:
         return python
     if sys.version_info < (3, 10):
         sys.exit("CLIP-VAE Studio needs Python 3.10 or newer")
+    print(f"{sys.executable} lacks {', '.join(missing)}.", file=sys.stderr)
     if not python.exists():
         print(f"Creating a virtual environment in {VENV} ...", file=sys.stderr)
         subprocess.check_call([sys.executable, "-m", "venv", str(VENV)])
     print("Installing CLIP-VAE Studio and its dependencies (first run only; torch is large) ...", file=sys.stderr)
-    subprocess.check_call([str(python), "-m", "pip", "install", "--upgrade", "pip"])
-    subprocess.check_call([str(python), "-m", "pip", "install", "-e", f"{ROOT}[test]"])
+    # A newer pip is nice to have, not needed: offline, the bundled one installs from a local index too.
+    subprocess.call([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
+    try:
+        subprocess.check_call([str(python), "-m", "pip", "install", "-e", f"{ROOT}[test]"])
+    except subprocess.CalledProcessError as exc:
+        sys.exit(f"Could not install the dependencies into {VENV} (pip exited with status {exc.returncode}; "
+                 "its messages are above). Is the network reachable? Alternatively install them into this "
+                 "Python yourself (pip install -e '.[test]') and run again.")
     stamp.write_text(digest)
     return python
 
@@ -53,8 +60,9 @@ def _bootstrap() -> Path:
 def main() -> int:
     args = sys.argv[1:]
     in_venv = Path(sys.prefix).resolve() == VENV.resolve()
-    if not in_venv and _missing() and not os.environ.get("CLIPVAE_NO_BOOTSTRAP"):
-        python = _bootstrap()
+    missing = [] if in_venv else _missing()
+    if missing and not os.environ.get("CLIPVAE_NO_BOOTSTRAP"):
+        python = _bootstrap(missing)
         return subprocess.call([str(python), str(ROOT / "main.py"), *args])
     if args[:1] == ["test"]:
         # Run from the repo root so `clipvae_studio` imports from this checkout.

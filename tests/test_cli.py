@@ -94,3 +94,32 @@ def test_main_py_runs_a_subcommand(tmp_path):
     assert result.returncode == 0, result.stderr
     summary = _last_json(result.stdout)
     assert summary["dataset"] == "shapes" and summary["total_steps"] == 2 * (6 // 4)
+
+
+def test_main_py_explains_a_failed_first_install(tmp_path, monkeypatch, capsys):
+    # A fresh clone whose Python lacks a dependency, offline: one sentence, not pip's traceback.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("clipvae_main_script", ROOT / "main.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(script, "VENV", tmp_path / ".venv")
+    monkeypatch.setattr(script, "_missing", lambda: ["PySide6"])
+    monkeypatch.setattr(sys, "argv", ["main.py", "train"])
+    calls = []
+
+    def check_call(cmd):
+        calls.append(cmd)
+        if "venv" in cmd:  # creating the environment works offline
+            return 0
+        raise subprocess.CalledProcessError(1, cmd)
+
+    monkeypatch.setattr(script.subprocess, "check_call", check_call)
+    monkeypatch.setattr(script.subprocess, "call", lambda cmd: calls.append(cmd) or 1)  # the pip upgrade fails too
+    with pytest.raises(SystemExit) as exit_info:
+        script.main()
+    message = str(exit_info.value.code)
+    assert message.startswith("Could not install the dependencies") and "network" in message
+    assert "lacks PySide6" in capsys.readouterr().err
+    assert any("install" in c and "-e" in c for c in calls)  # the upgrade's failure did not stop the install
+    assert not (tmp_path / ".venv" / ".installed").exists()  # the next launch tries again
