@@ -93,8 +93,8 @@ def main() -> None:
     emit({
         "benchmark": "time_to_quality",
         "target_accuracy": args.target, "eval_every_s": EVAL_EVERY_S, "seeds": args.seeds,
-        "reference_loop_seconds": baseline if baseline != float("inf") else None,
-        "studio_seconds": studio if studio != float("inf") else None,
+        "reference_loop_seconds": round(baseline, 3) if baseline != float("inf") else None,
+        "studio_seconds": round(studio, 3) if studio != float("inf") else None,
         "fraction_of_reference": round(fraction, 3) if fraction is not None else None,
         "speedup": round(1 / fraction, 2) if fraction else None,
         "target_fraction": round(TARGET_FRACTION, 3),
