@@ -45,7 +45,7 @@ def _bootstrap(missing: list[str]) -> Path:
         print(f"Creating a virtual environment in {VENV} ...", file=sys.stderr)
         subprocess.check_call([sys.executable, "-m", "venv", str(VENV)])
     print("Installing CLIP-VAE Studio and its dependencies (first run only; torch is large) ...", file=sys.stderr)
-    # A newer pip is nice to have, not needed: offline, the bundled one installs from a local index too.
+    # A newer pip is nice to have, not needed: its failure (offline, say) must not stop the install.
     subprocess.call([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
     try:
         subprocess.check_call([str(python), "-m", "pip", "install", "-e", f"{ROOT}[test]"])
