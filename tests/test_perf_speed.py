@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from clipvae_studio.core import Trainer, preset
 from clipvae_studio.core.events import ErrorEvent
-from clipvae_studio.core.fast_losses import bce_with_logits, symmetric_infonce
+from clipvae_studio.core.fast_losses import bce_with_logits, inverse_multiquadratic, symmetric_infonce
+from clipvae_studio.core.losses import MMD_SCALES, prior_mmd
 from clipvae_studio.core.speed import all_finite, apply_thread_policy, copy_state, keep_freed_memory
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -55,6 +56,35 @@ def test_symmetric_infonce_equals_two_cross_entropies():
     b = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
     (ga,), (gb,) = torch.autograd.grad(a, logits), torch.autograd.grad(b, logits)
     assert torch.allclose(a, b, rtol=1e-6) and torch.allclose(ga, gb, atol=1e-7)
+
+
+def naive_prior_mmd(z, prior):
+    """The textbook estimate, written out with cdist and a mask, to compare the fast one with."""
+    n, d = z.shape
+
+    def kernel(a, b):
+        d2 = torch.cdist(a, b).pow(2)
+        return sum(c / (c + d2) for c in (2.0 * d * s for s in MMD_SCALES))
+
+    off = 1.0 - torch.eye(n)
+    return ((kernel(z, z) * off).sum() + (kernel(prior, prior) * off).sum()) / (n * (n - 1)) - 2 * kernel(z, prior).mean()
+
+
+@pytest.mark.parametrize("spread, shift", [(1.0, 0.0), (0.1, 0.0), (0.5, 1.5)])
+def test_fast_prior_mmd_equals_the_textbook_estimate_in_value_and_gradient(spread, shift):
+    g = torch.Generator().manual_seed(3)
+    z = (torch.randn(200, 20, generator=g) * spread + shift).requires_grad_()
+    prior = torch.randn(200, 20, generator=g)
+    a, b = prior_mmd(z, prior), naive_prior_mmd(z, prior)
+    (ga,), (gb,) = torch.autograd.grad(a, z), torch.autograd.grad(b, z)
+    assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert torch.allclose(ga, gb, rtol=1e-3, atol=1e-6 * gb.abs().max().item())
+
+
+def test_inverse_multiquadratic_passes_gradcheck_in_double():
+    a = torch.randn(5, 3, dtype=torch.double, requires_grad=True)
+    b = torch.randn(4, 3, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: inverse_multiquadratic(a, b, (0.5, 2.0, 8.0)), (a, b))
 
 
 def test_copy_state_refills_the_same_buffers_and_takes_new_plain_values():

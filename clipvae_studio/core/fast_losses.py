@@ -1,4 +1,4 @@
-"""Two loss terms computed in fewer passes over memory than autograd takes; same values.
+"""Three loss pieces computed in fewer passes over memory than autograd takes; same values.
 
 1. Binary cross-entropy with logits, reduced to a scalar, without log1p.
 F.binary_cross_entropy_with_logits goes through log_sigmoid, whose CPU kernel evaluates
@@ -76,3 +76,36 @@ def symmetric_infonce(logits: torch.Tensor) -> torch.Tensor:
         target = torch.arange(len(logits), device=logits.device)
         return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
     return _SymmetricInfoNCE.apply(logits)
+
+
+class _InverseMultiquadraticSum(torch.autograd.Function):
+    """sum over widths c of c / (c + d2), elementwise; the gradient is kept from the forward pass.
+
+    Autograd's version (one add, one divide and their backwards per width, a cdist and its
+    backward) was ~4 ms of a ~30 ms studio step at batch 256, for a 256 x 20 input: all scales at
+    once here, one S x N x M pass each way."""
+
+    @staticmethod
+    def forward(ctx, d2, widths):
+        c = torch.tensor(widths, dtype=d2.dtype, device=d2.device).view(-1, 1, 1)
+        r = (d2.unsqueeze(0) + c).reciprocal_()  # S x N x M
+        weighted = r * c
+        total = weighted.sum(0)
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(weighted.mul_(r).sum(0).neg_())  # d/d d2 = -sum c / (c + d2)^2
+        return total
+
+    @staticmethod
+    def backward(ctx, grad):
+        (slope,) = ctx.saved_tensors
+        return grad * slope, None
+
+
+def squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """|a_i - b_j|^2 for every pair, from one matrix product (cdist's backward is slow on the CPU)."""
+    return (a.pow(2).sum(1, keepdim=True) + b.pow(2).sum(1) - 2 * a @ b.t()).clamp(min=0)
+
+
+def inverse_multiquadratic(a: torch.Tensor, b: torch.Tensor, widths) -> torch.Tensor:
+    """Kernel matrix sum_c c / (c + |a_i - b_j|^2)."""
+    return _InverseMultiquadraticSum.apply(squared_distances(a, b), tuple(float(c) for c in widths))

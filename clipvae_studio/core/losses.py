@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .fast_losses import bce_with_logits, symmetric_infonce
+from .fast_losses import bce_with_logits, inverse_multiquadratic, symmetric_infonce
 
 # label_match and prior_mmd are optional (weight 0 in the reference): reported as 0 when not computed.
 LOSS_TERMS = ("clip", "kld_image", "kld_label", "rec_image", "ce_label", "label_match", "prior_mmd")
@@ -96,12 +96,13 @@ def prior_mmd(z: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tenso
     """
     n, d = z.shape
     prior = torch.randn_like(z) if prior is None else prior
-
-    def kernel(a, b):
-        d2 = torch.cdist(a, b).pow(2)
-        return sum(c / (c + d2) for c in (2.0 * d * s for s in MMD_SCALES))
-
-    off_diagonal = 1.0 - torch.eye(n, device=z.device, dtype=z.dtype)
+    widths = [2.0 * d * s for s in MMD_SCALES]
     pairs = n * (n - 1)
-    return ((kernel(z, z) * off_diagonal).sum() / pairs + (kernel(prior, prior) * off_diagonal).sum() / pairs
-            - 2.0 * kernel(z, prior).mean())
+
+    def off_diagonal_mean(k):
+        return (k.sum() - k.diagonal().sum()) / pairs
+
+    with torch.no_grad():  # the prior's own term moves no parameter: value only
+        prior_term = off_diagonal_mean(inverse_multiquadratic(prior, prior, widths))
+    return (off_diagonal_mean(inverse_multiquadratic(z, z, widths)) + prior_term
+            - 2.0 * inverse_multiquadratic(z, prior, widths).mean())
