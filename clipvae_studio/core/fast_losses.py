@@ -12,6 +12,10 @@ The same value comes from the sigmoid, which the gradient needs anyway:
 
 Values agree with PyTorch's to float32 rounding (about 1e-7 per element); gradients are the
 textbook sigmoid(l) - x, as in PyTorch's own backward.
+
+2. CLIP's symmetric InfoNCE with arange targets (the reference's CLIP loss), in one node.
+
+3. The inverse multiquadratic kernel of the prior MMD, every width in one node.
 """
 from __future__ import annotations
 
