@@ -157,3 +157,23 @@ def test_settings_panel_covers_every_field(qtbot):
     assert panel.editors["lr"].text() == "0.0003"
     panel.set_running(True)
     assert all(e.isEnabled() == (n in LIVE_FIELDS) for n, e in panel.editors.items())
+
+
+def test_loss_plot_redraws_what_is_left_after_a_rollback(qtbot):
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.show()
+    rng = np.random.default_rng(4)
+    plot.set_smoothing(0.0)
+    plot.append_batch(batch(0, 80_000, rng))
+    plot.redraw_if_needed()
+    plot.truncate_after(30_000)  # the trainer rolled back: later points are gone
+    spike = batch(30_000, 500, rng)
+    spike["clip"][250] = 1e6
+    plot.append_batch(spike)
+    plot.redraw_if_needed()
+    curve = plot.curves["clip"]
+    assert curve.xData.max() == 30_500 and curve.yData.max() == 1e6
+    assert curve.yData.min() == pytest.approx(plot.history.values("clip").min())
+    plot.x_combo.setCurrentIndex(plot.x_combo.findData("epoch"))  # another x axis: runs rebuilt
+    assert curve.xData.max() == pytest.approx(3_050.0)

@@ -12,6 +12,7 @@ from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from . import interaction
+from .peak_decimation import GrowingPeaks, peak_decimate
 from .style import current_theme, light_grid, plot_colors, style_plot
 from .training_worker import CURVE_KEYS
 
@@ -115,25 +116,6 @@ def extend_buffer(view: np.ndarray | None, new: np.ndarray) -> np.ndarray:
             base[:n] = view
     base[n:n + len(new)] = new
     return base[:n + len(new)]
-
-
-def peak_decimate(x: np.ndarray, y: np.ndarray, buckets: int) -> tuple[np.ndarray, np.ndarray]:
-    """At most ~2 * buckets points that keep every spike: the min and max of each run of samples.
-
-    Done here on the visible slice rather than by pyqtgraph's own downsampling, which still scans
-    every point of every curve for bounds on each redraw (12 curves x 100,000 points)."""
-    n = len(y)
-    if n <= 2 * buckets:
-        return x, y
-    size = -(-n // buckets)
-    m = n // size * size
-    xb, yb = x[:m].reshape(-1, size), y[:m].reshape(-1, size)
-    xs = [np.column_stack([xb[:, 0], xb[:, -1]]).ravel()]
-    ys = [np.column_stack([yb.min(1), yb.max(1)]).ravel()]
-    if m < n:  # the last, shorter run
-        xs.append(np.array([x[m], x[-1]]))
-        ys.append(np.array([y[m:].min(), y[m:].max()]))
-    return np.concatenate(xs), np.concatenate(ys)
 
 
 def ema_biased(values: np.ndarray, weight: float, state: float = 0.0) -> tuple[np.ndarray, float]:
@@ -298,6 +280,7 @@ class LossPlot(QWidget):
 
     def set_x_axis(self, which: str) -> None:
         self._x_axis = "epoch" if which == "epoch" else "step"
+        self._reset_peaks()
         self.plot_item.setLabel("bottom", "epoch" if self._x_axis == "epoch" else "step")
         index = self.x_combo.findData(self._x_axis)
         if index != self.x_combo.currentIndex():
@@ -359,6 +342,11 @@ class LossPlot(QWidget):
     # --- drawing ------------------------------------------------------------------
     def _invalidate_smoothing(self) -> None:
         self._smoothed, self._ema_state, self._smoothed_n = {}, {}, 0
+        self._reset_peaks()
+
+    def _reset_peaks(self) -> None:
+        """The drawn series' earlier points changed: their kept min/max runs are stale."""
+        self._peaks = {(key, kind): GrowingPeaks() for key in CURVE_KEYS for kind in ("smoothed", "raw")}
         self._dirty = True
 
     def _update_smoothing(self) -> None:
@@ -386,12 +374,17 @@ class LossPlot(QWidget):
         buckets = max(200, self.plot_widget.width())
         x_shown = x[visible]
         smoothing = self._smoothing > 0
+        whole = visible == slice(0, len(x))  # the live view: reduce only the new points
+
+        def decimate(key, kind, y):
+            return (self._peaks[key, kind] if whole else peak_decimate)(x_shown, y[visible], buckets)
+
         for key in CURVE_KEYS:
             smoothed = self._smoothed.get(key, np.zeros(0))
-            self.curves[key].setData(*peak_decimate(x_shown, smoothed[visible], buckets))
+            self.curves[key].setData(*decimate(key, "smoothed", smoothed))
             raw = self.raw_curves[key]
             if smoothing:
-                raw.setData(*peak_decimate(x_shown, self.history.values(key)[visible], buckets))
+                raw.setData(*decimate(key, "raw", self.history.values(key)))
                 raw.setVisible(self.curves[key].isVisible())
             else:
                 raw.setVisible(False)
