@@ -60,10 +60,17 @@ def test_extend_buffer_appends_without_touching_earlier_views():
     assert all(np.array_equal(v, copy) for v, copy in earlier)  # the plot may still hold old views
 
 
-def test_loss_plot_draws_smoothed_curves_incrementally(qtbot):
+@pytest.fixture
+def shown_plot(qtbot):
+    """A LossPlot on screen (redraws skip hidden plots)."""
     plot = LossPlot()
     qtbot.addWidget(plot)
     plot.show()
+    return plot
+
+
+def test_loss_plot_draws_smoothed_curves_incrementally(shown_plot, qtbot):
+    plot = shown_plot
     rng = np.random.default_rng(2)
     plot.set_smoothing(0.9)
     plot.append_batch(batch(0, 3000, rng))
@@ -159,10 +166,8 @@ def test_settings_panel_covers_every_field(qtbot):
     assert all(e.isEnabled() == (n in LIVE_FIELDS) for n, e in panel.editors.items())
 
 
-def test_loss_plot_redraws_what_is_left_after_a_rollback(qtbot):
-    plot = LossPlot()
-    qtbot.addWidget(plot)
-    plot.show()
+def test_loss_plot_redraws_what_is_left_after_a_rollback(shown_plot):
+    plot = shown_plot
     rng = np.random.default_rng(4)
     plot.set_smoothing(0.0)
     plot.append_batch(batch(0, 80_000, rng))
