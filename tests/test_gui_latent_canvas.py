@@ -1,4 +1,6 @@
 """LatentCanvas: the interaction contract (left = pick, right/middle drag = pan), decoding, palette."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
@@ -9,7 +11,7 @@ pytest.importorskip("pytestqt")
 
 from clipvae_studio.core import Trainer, preset  # noqa: E402
 from clipvae_studio.core.explore import Decoded, inference_copy  # noqa: E402
-from clipvae_studio.gui.latent_canvas import LatentCanvas  # noqa: E402
+from clipvae_studio.gui.latent_canvas import FIT_MIN_FILL, LatentCanvas  # noqa: E402
 from clipvae_studio.gui.palette import label_brushes, label_color  # noqa: E402
 
 
@@ -152,3 +154,43 @@ def test_hover_shows_the_source_image(qtbot, canvas, mnist5k):
     label = mnist5k.label_names[int(canvas.snapshot.labels[j])]
     assert f"<b>{label}</b>" in canvas.inset_caption.text()
     assert canvas.inset_image.pixmap().width() == 28 * 3
+
+
+def fill_of_view(canvas) -> float:
+    """Share of the view the points span in the tighter direction; 0 if any point is outside."""
+    uv = canvas.points_uv()
+    fill = 0.0
+    for axis, (lo, hi) in enumerate(canvas.view_box.viewRange()):
+        if uv[:, axis].min() < lo or uv[:, axis].max() > hi:
+            return 0.0
+        fill = max(fill, np.ptp(uv[:, axis]) / (hi - lo))
+    return fill
+
+
+def test_view_holds_still_while_the_points_stay_in_it(qtbot, canvas):
+    snapshot = canvas.snapshot
+    viewport = canvas.plot_widget.viewport()
+
+    def show(scale):
+        # scaling every latent scales the PCA map about the origin of the latent space
+        canvas.set_snapshot(replace(snapshot, mu=snapshot.mu * scale, label_mu=snapshot.label_mu * scale))
+        viewport.repaint()  # the view fits itself to its items when it paints
+        return canvas.view_box.viewRange()
+
+    first = show(1.0)
+    assert fill_of_view(canvas) >= FIT_MIN_FILL
+    assert np.allclose(show(1.04), first)  # points moved a little: the map does not twitch
+    assert fill_of_view(canvas) > 0
+    grown = show(1.8)  # points left the view: it fits them again
+    assert not np.allclose(grown, first) and fill_of_view(canvas) >= FIT_MIN_FILL
+    show(0.6)  # points shrank to a corner of the view: it fits them again
+    assert fill_of_view(canvas) >= FIT_MIN_FILL
+
+    canvas.view_box.scaleBy((5, 5))  # zoomed far out by hand: the view stops following
+    canvas.view_box.disableAutoRange()
+    zoomed = show(0.6)
+    assert fill_of_view(canvas) < 0.3
+    assert np.allclose(show(0.65), zoomed)
+    qtbot.mouseClick(canvas.fit_button, Qt.MouseButton.LeftButton)
+    viewport.repaint()
+    assert fill_of_view(canvas) >= FIT_MIN_FILL

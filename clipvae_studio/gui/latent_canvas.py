@@ -25,12 +25,38 @@ POINT_SIZE = 5
 HOVER_RADIUS_PX = 7
 INSET_SCALE = 3  # hover inset: source image enlarged this many times
 PROJECTIONS = (("pca", "PCA"), ("label-plane", "Label plane"), ("exact-2d", "Exact 2D"))
+FIT_PADDING = 0.08  # room left around the points when the view fits them, so they can move a little
+FIT_MIN_FILL = 0.7  # the view fits again once the points span less than this share of it
 
 
 class PickViewBox(pg.ViewBox):
     """Left button picks (click and drag); right/middle drag pans; the wheel zooms."""
 
     sigPicked = Signal(float, float, bool)  # u, v, is_drag_finish
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.setDefaultPadding(FIT_PADDING)
+
+    def updateAutoRange(self):
+        # The points move a little with every live snapshot. Fitting the view to them each time
+        # redraws both axes and the grid (half of a snapshot's ~10 ms repaint) and makes the map
+        # twitch; keep the view while it holds every point and they still fill most of it.
+        if all(self.state["autoRange"]) and not self._updatingRange and self._holds_points():
+            self._autoRangeNeedsUpdate = False
+            return
+        super().updateAutoRange()
+
+    def _holds_points(self) -> bool:
+        bounds = self.childrenBounds()
+        if any(b is None for b in bounds):
+            return False
+        fill = 0.0
+        for (lo, hi), (view_lo, view_hi) in zip(bounds, self.viewRange()):
+            if lo < view_lo or hi > view_hi or view_hi <= view_lo:
+                return False
+            fill = max(fill, (hi - lo) / (view_hi - view_lo))
+        return fill >= FIT_MIN_FILL
 
     def addItem(self, item, ignoreBounds=False):
         if ignoreBounds:
@@ -147,6 +173,7 @@ class LatentCanvas(QWidget):
         self.last_decoded: Decoded | None = None
         self._uv = np.zeros((0, 2))
         self._labels_key = None
+        self._axis_labels = None
         self._deferred_snapshot: LatentSnapshot | None = None
         self._deferred_timer = QTimer(self)
         self._deferred_timer.setSingleShot(True)
@@ -392,8 +419,7 @@ class LatentCanvas(QWidget):
             self.projection, changed = self._pca, True
             ev = self._pca.explained
             self.info_label.setText(f"PC1 {ev[0]:.0%} · PC2 {ev[1]:.0%} of the variance")
-            self.plot_item.setLabel("bottom", "PC 1")
-            self.plot_item.setLabel("left", "PC 2")
+            self._set_axis_labels("PC 1", "PC 2")
         elif self.mode == "label-plane" and len(snapshot.label_mu) >= 3:
             if self._label_plane is None:
                 self._label_plane = LabelPlaneProjection(snapshot.label_mu)
@@ -402,15 +428,20 @@ class LatentCanvas(QWidget):
             self.projection, changed = self._label_plane, True
             a, b, c = (self.label_names[i] for i in self._label_plane.labels)
             self.info_label.setText(f"plane through the label latents {a}, {b}, {c}")
-            self.plot_item.setLabel("bottom", f"{a} → {b}")
-            self.plot_item.setLabel("left", f"toward {c}")
+            self._set_axis_labels(f"{a} → {b}", f"toward {c}")
         elif self.mode == "exact-2d":
             self.projection = self._identity
             self.info_label.setText("the latent space itself (z_dim = 2)")
-            self.plot_item.setLabel("bottom", "z₁")
-            self.plot_item.setLabel("left", "z₂")
+            self._set_axis_labels("z₁", "z₂")
         if changed:
             self.projectionChanged.emit()
+
+    def _set_axis_labels(self, bottom: str, left: str) -> None:
+        # Setting a label, even the same one, throws away the axis' drawing (~2 ms to redo).
+        if self._axis_labels != (bottom, left):
+            self._axis_labels = (bottom, left)
+            self.plot_item.setLabel("bottom", bottom)
+            self.plot_item.setLabel("left", left)
 
     def _draw(self) -> None:
         snapshot = self.snapshot
