@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPalette, QPen
+from PySide6.QtGui import QColor, QFont, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from ..palette import label_color
@@ -31,6 +31,8 @@ class ScoreBars(QWidget):
         self.top_label: int | None = None
         self.updates = 0
         self._colors: list[tuple[QColor, QColor]] = []
+        self._background_key = None
+        self._background_pixmap: QPixmap | None = None
 
     # --- data -----------------------------------------------------------------------------------
     def set_label_names(self, names) -> None:
@@ -69,26 +71,35 @@ class ScoreBars(QWidget):
         self.update()  # colours come from the application palette at paint time
 
     # --- painting ---------------------------------------------------------------------------------
-    def paintEvent(self, _event) -> None:
-        n = len(self.label_names)
-        palette = self.palette()
-        text = palette.color(QPalette.ColorRole.WindowText)
-        painter = QPainter(self)
-        painter.fillRect(self.rect(), palette.color(QPalette.ColorRole.Base))
-        metrics = painter.fontMetrics()
+    def _layout(self, metrics) -> tuple[float, float, float, float, float]:
+        """(left, top, bar width, row height, name column width) for the current size and font."""
         line = metrics.height()
         name_width = max([metrics.horizontalAdvance(s) for s in self.label_names] + [8]) + 8
         left, top = name_width + 4, line + 6
-        right, bottom = self.width() - 20, self.height() - line - 6
-        width = max(1.0, right - left)
-        if self.top_label is not None:
-            title = QFont(painter.font())
-            title.setBold(True)
-            painter.setFont(title)
-            painter.setPen(text)
-            painter.drawText(QRectF(0, 2, self.width(), line), Qt.AlignmentFlag.AlignCenter,
-                             f"CLIP sees {self.label_names[self.top_label]} ({self.scores[self.top_label]:.0%})")
-            painter.setFont(self.font())
+        bottom = self.height() - line - 6
+        width = max(1.0, self.width() - 20 - left)
+        row = (bottom - top) / max(1, len(self.label_names))
+        return left, top, width, row, name_width
+
+    def _background(self) -> QPixmap:
+        """Everything but the title and the bars: the grid, the axis and the label names. Drawn
+        once per size, font, palette and label set; a drag move repaints only what changes."""
+        palette = self.palette()
+        ratio = self.devicePixelRatioF()
+        key = (self.width(), self.height(), ratio, tuple(self.label_names), self.font().key(),
+               palette.color(QPalette.ColorRole.WindowText).rgba(), palette.color(QPalette.ColorRole.Base).rgba())
+        if self._background_key == key:
+            return self._background_pixmap
+        pixmap = QPixmap(max(1, round(self.width() * ratio)), max(1, round(self.height() * ratio)))
+        pixmap.setDevicePixelRatio(ratio)
+        text = palette.color(QPalette.ColorRole.WindowText)
+        painter = QPainter(pixmap)
+        painter.setFont(self.font())
+        painter.fillRect(self.rect(), palette.color(QPalette.ColorRole.Base))
+        metrics = painter.fontMetrics()
+        line = metrics.height()
+        left, top, width, row, name_width = self._layout(metrics)
+        bottom = self.height() - line - 6
         grid = QColor(text)
         grid.setAlpha(40)
         painter.setPen(QPen(grid, 1))
@@ -100,19 +111,33 @@ class ScoreBars(QWidget):
         for t in (0.0,) + TICKS + (1.0,):
             x = left + t * width
             painter.drawText(QRectF(x - 30, bottom + 2, 60, line), Qt.AlignmentFlag.AlignCenter, f"{t:.0%}")
-        if n == 0:
+        for i, name in enumerate(self.label_names):
+            painter.drawText(QRectF(0, top + i * row, name_width, row),
+                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, name)
+        painter.end()
+        self._background_key, self._background_pixmap = key, pixmap
+        return pixmap
+
+    def paintEvent(self, _event) -> None:
+        painter = QPainter(self)
+        painter.drawPixmap(0, 0, self._background())
+        if not self.label_names:
             painter.end()
             return
-        row = (bottom - top) / n
+        text = self.palette().color(QPalette.ColorRole.WindowText)
+        metrics = painter.fontMetrics()
+        left, top, width, row, _ = self._layout(metrics)
+        if self.top_label is not None:
+            title = QFont(painter.font())
+            title.setBold(True)
+            painter.setFont(title)
+            painter.setPen(text)
+            painter.drawText(QRectF(0, 2, self.width(), metrics.height()), Qt.AlignmentFlag.AlignCenter,
+                             f"CLIP sees {self.label_names[self.top_label]} ({self.scores[self.top_label]:.0%})")
         bar_h = max(2.0, row * 0.72)
         outline = QPen(text, 1.6)
-        for i, name in enumerate(self.label_names):
+        for i in range(min(len(self.scores), len(self.label_names))):
             y = top + i * row
-            painter.setPen(text)
-            painter.drawText(QRectF(0, y, name_width, row), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                             name)
-            if i >= len(self.scores):
-                continue
             rect = QRectF(left, y + (row - bar_h) / 2, float(self.scores[i]) * width, bar_h)
             is_top = i == self.top_label
             painter.setPen(outline if is_top else Qt.PenStyle.NoPen)
