@@ -182,3 +182,22 @@ def test_loss_plot_redraws_what_is_left_after_a_rollback(shown_plot):
     assert curve.yData.min() == pytest.approx(plot.history.values("clip").min())
     plot.x_combo.setCurrentIndex(plot.x_combo.findData("epoch"))  # another x axis: runs rebuilt
     assert curve.xData.max() == pytest.approx(3_050.0)
+
+
+def test_log_axis_labels_every_decade_or_two(shown_plot, qtbot):
+    plot = shown_plot
+    plot.resize(440, 300)  # about the docked size: a short y axis
+    steps = np.arange(1, 2001)
+    data = {"step": steps, "epoch": steps / 10.0}
+    for i, key in enumerate(CURVE_KEYS):  # terms from ~1e2 down to ~1e-8, as a trained model's
+        data[key] = np.logspace(2 - i, 2 - i - 3, len(steps))
+    plot.append_batch(data)
+    plot.redraw_if_needed()
+    qtbot.wait(50)
+    axis = plot.plot_item.getAxis("left")
+    low, high = plot.plot_item.getViewBox().viewRange()[1]  # log10 of the values
+    assert high - low > 9
+    major_spacing, majors = axis.tickValues(low, high, axis.geometry().height())[0]
+    assert major_spacing <= 2 and len(majors) >= 5, (major_spacing, majors)
+    plot.set_log_scale(False)  # linear: the default density again
+    assert axis._tickDensity == 1.0

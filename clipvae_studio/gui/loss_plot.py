@@ -19,6 +19,7 @@ from .training_worker import CURVE_KEYS
 REDRAW_MS = 100  # at most ten redraws a second, however fast batches arrive
 MAX_REDRAW_MS = 1000
 REDRAW_BUDGET = 0.1  # share of the GUI thread the live redraw may take: slow machines redraw less often
+LOG_TICK_DENSITY = 2.0  # log y: a label every decade or two instead of every fifth
 TERM_COLORS = {"clip": "#b07aa1", "kld_image": "#4e79a7", "kld_label": "#76b7b2",
                "rec_image": "#e15759", "ce_label": "#59a14f", "label_match": "#f28e2b",
                "prior_mmd": "#9c755f"}
@@ -276,6 +277,11 @@ class LossPlot(QWidget):
             self.log_check.setChecked(on)
             return
         self.plot_item.setLogMode(x=False, y=on)
+        left = self.plot_item.getAxis("left")
+        if hasattr(left, "setTickDensity"):  # pyqtgraph >= 0.13.4
+            # The terms span ~10 decades on a short axis: at the default density pyqtgraph
+            # labels every fifth decade only (1 and 1e-5).
+            left.setTickDensity(LOG_TICK_DENSITY if on else 1.0)
         self._dirty = True
 
     def set_x_axis(self, which: str) -> None:
