@@ -13,7 +13,7 @@ from clipvae_studio.gui.palette import label_color  # noqa: E402
 def bar_lengths(bars: ScoreBars) -> list[int]:
     """Pixels of each row's centre line, from the axis on, in that row's bar colour."""
     image = bars.grab().toImage()
-    left, top, _width, row, _ = bars._layout(bars.fontMetrics())
+    left, top, _, _, row, _ = bars._layout(bars.fontMetrics())
     base = bars.palette().color(QPalette.ColorRole.Base)
     lengths = []
     for i in range(len(bars.label_names)):
@@ -42,7 +42,7 @@ def test_bars_follow_the_scores_and_the_background_is_kept(qtbot):
     qtbot.waitExposed(bars)
     scores = [0.1, 0.6, 0.25, 0.05]
     bars.set_scores(scores)
-    _, _, width, _, _ = bars._layout(bars.fontMetrics())
+    width = bars._layout(bars.fontMetrics())[3]
     lengths = bar_lengths(bars)
     for length, score in zip(lengths, scores):
         assert abs(length - score * width) <= 4, (lengths, [s * width for s in scores])
@@ -54,5 +54,5 @@ def test_bars_follow_the_scores_and_the_background_is_kept(qtbot):
     bars.resize(420, 220)  # a new size: drawn again, and the bars scale with it
     lengths = bar_lengths(bars)
     assert bars._background_pixmap is not background
-    _, _, wider, _, _ = bars._layout(bars.fontMetrics())
+    wider = bars._layout(bars.fontMetrics())[3]
     assert wider > width + 50 and abs(lengths[0] - 0.7 * wider) <= 4

@@ -278,7 +278,7 @@ class LossPlot(QWidget):
             return
         self.plot_item.setLogMode(x=False, y=on)
         left = self.plot_item.getAxis("left")
-        if hasattr(left, "setTickDensity"):  # pyqtgraph >= 0.13.4
+        if hasattr(left, "setTickDensity"):  # older pyqtgraph releases lack it
             # The terms span ~10 decades on a short axis: at the default density pyqtgraph
             # labels every fifth decade only (1 and 1e-5).
             left.setTickDensity(LOG_TICK_DENSITY if on else 1.0)

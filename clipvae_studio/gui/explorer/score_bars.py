@@ -71,15 +71,15 @@ class ScoreBars(QWidget):
         self.update()  # colours come from the application palette at paint time
 
     # --- painting ---------------------------------------------------------------------------------
-    def _layout(self, metrics) -> tuple[float, float, float, float, float]:
-        """(left, top, bar width, row height, name column width) for the current size and font."""
+    def _layout(self, metrics) -> tuple[float, float, float, float, float, float]:
+        """(left, top, bottom, bar width, row height, name column width) for this size and font."""
         line = metrics.height()
         name_width = max([metrics.horizontalAdvance(s) for s in self.label_names] + [8]) + 8
         left, top = name_width + 4, line + 6
         bottom = self.height() - line - 6
         width = max(1.0, self.width() - 20 - left)
         row = (bottom - top) / max(1, len(self.label_names))
-        return left, top, width, row, name_width
+        return left, top, bottom, width, row, name_width
 
     def _background(self) -> QPixmap:
         """Everything but the title and the bars: the grid, the axis and the label names. Drawn
@@ -98,8 +98,7 @@ class ScoreBars(QWidget):
         painter.fillRect(self.rect(), palette.color(QPalette.ColorRole.Base))
         metrics = painter.fontMetrics()
         line = metrics.height()
-        left, top, width, row, name_width = self._layout(metrics)
-        bottom = self.height() - line - 6
+        left, top, bottom, width, row, name_width = self._layout(metrics)
         grid = QColor(text)
         grid.setAlpha(40)
         painter.setPen(QPen(grid, 1))
@@ -126,7 +125,7 @@ class ScoreBars(QWidget):
             return
         text = self.palette().color(QPalette.ColorRole.WindowText)
         metrics = painter.fontMetrics()
-        left, top, width, row, _ = self._layout(metrics)
+        left, top, _, width, row, _ = self._layout(metrics)
         if self.top_label is not None:
             title = QFont(painter.font())
             title.setBold(True)
