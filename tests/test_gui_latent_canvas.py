@@ -194,3 +194,31 @@ def test_view_holds_still_while_the_points_stay_in_it(qtbot, canvas):
     qtbot.mouseClick(canvas.fit_button, Qt.MouseButton.LeftButton)
     viewport.repaint()
     assert fill_of_view(canvas) >= FIT_MIN_FILL
+
+
+def test_label_names_do_not_cover_each_other(qtbot, canvas):
+    snapshot = canvas.snapshot
+    label_mu = snapshot.label_mu.copy()
+    across = canvas.projection.axes[0]  # the map's horizontal direction in the latent space
+    label_mu[1] = label_mu[0] + 0.01 * across  # three label latents a pixel or two apart on the map
+    label_mu[2] = label_mu[0] - 0.01 * across
+    canvas.set_snapshot(replace(snapshot, label_mu=label_mu))
+    viewport = canvas.plot_widget.viewport()
+    viewport.repaint()
+    texts = canvas.anchor_texts
+
+    def rects():
+        return [t.mapRectToScene(t.boundingRect()) for t in texts]
+
+    for i, rect in enumerate(rects()):
+        assert not any(rect.intersects(other) for other in rects()[:i]), i
+    star_uv = canvas.projection.project(label_mu[:1])[0]
+    star = canvas.view_box.mapViewToScene(QPointF(*star_uv))
+    for rect in rects()[:3]:  # each of the three names stays next to the shared spot
+        assert abs(rect.center().x() - star.x()) < 2 * rect.width()
+        assert abs(rect.center().y() - star.y()) < 2 * rect.height()
+    assert {tuple(t.anchor) for t in texts[:3]} != {(0.5, 1.25)}
+    canvas.view_box.disableAutoRange()
+    canvas.view_box.scaleBy((0.005, 0.005), center=QPointF(*star_uv))  # zoomed in: the stars part
+    viewport.repaint()
+    assert all(tuple(t.anchor) == (0.5, 1.25) for t in texts[:3])  # every name above its star again

@@ -27,6 +27,9 @@ INSET_SCALE = 3  # hover inset: source image enlarged this many times
 PROJECTIONS = (("pca", "PCA"), ("label-plane", "Label plane"), ("exact-2d", "Exact 2D"))
 FIT_PADDING = 0.08  # room left around the points when the view fits them, so they can move a little
 FIT_MIN_FILL = 0.7  # the view fits again once the points span less than this share of it
+# Where a label's name sits around its star (TextItem anchors), in order of preference: above,
+# below, left, right; a name takes the first place where it covers no name placed before it.
+NAME_PLACES = ((0.5, 1.25), (0.5, -0.25), (1.55, 0.5), (-0.55, 0.5))
 
 
 class PickViewBox(pg.ViewBox):
@@ -212,6 +215,7 @@ class LatentCanvas(QWidget):
         self.marker.hide()
         self.view_box.addItem(self.marker, ignoreBounds=True)
         self.view_box.sigPicked.connect(self._picked)
+        self.view_box.sigTransformChanged.connect(lambda *_: self._place_names())
 
         self.projection_combo = QComboBox()
         self.projection_combo.setObjectName("projectionCombo")
@@ -464,8 +468,28 @@ class LatentCanvas(QWidget):
         for text, (u, v) in zip(self.anchor_texts, anchors):
             text.setPos(float(u), float(v))
             text.show()
+        self._place_names()
         if self.picked_uv is not None:
             self.set_marker(*self.picked_uv)
+
+    def _place_names(self) -> None:
+        """Keep the label names from covering each other where label latents lie close together
+        on the map (names are a fixed size on screen, so this follows zooms too)."""
+        placed = []
+        for text in self.anchor_texts:
+            if not text.isVisible():
+                continue
+            text.updateTransform()  # the view may have changed before the text heard of it
+            for place in NAME_PLACES:
+                if tuple(text.anchor) != place:
+                    text.setAnchor(place)
+                rect = text.mapRectToScene(text.boundingRect())
+                if not any(rect.intersects(other) for other in placed):
+                    break
+            else:  # crowded on every side: above, as usual
+                text.setAnchor(NAME_PLACES[0])
+                rect = text.mapRectToScene(text.boundingRect())
+            placed.append(rect)
 
     def _picked(self, u: float, v: float, _finished: bool) -> None:
         self.picked_uv = (u, v)
