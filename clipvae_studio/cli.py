@@ -7,7 +7,7 @@ import math
 import sys
 import time
 
-from .core.config import DEVICES, PRESETS
+from .core.config import DATASET_KINDS, DEVICES, PRESETS
 
 EXIT_BAD_INPUT = 2
 
@@ -17,8 +17,6 @@ class CLIError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .core.data import DATASET_KINDS
-
     parser = argparse.ArgumentParser(prog="clipvae-studio", description="Train and explore CLIP-VAEs.")
     sub = parser.add_subparsers(dest="command")
 

@@ -287,8 +287,10 @@ def test_run_gui_opens_the_window_with_a_checkpoint(qtbot, short_checkpoint, mon
 
     monkeypatch.setattr(QApplication, "exec", staticmethod(fake_exec))
     assert run_gui(str(short_checkpoint)) == 0
-    window = next(w for w in shown if w.checkpoint_path == str(short_checkpoint))
+    window = next(w for w in shown if w.trainer is None)  # on screen first: the model loads once it is painted
     qtbot.addWidget(window)
+    assert not window.action_start.isEnabled() and not window.settings_panel.isEnabled()
+    qtbot.waitUntil(lambda: window.checkpoint_path == str(short_checkpoint), timeout=15000)
     assert window.trainer.step_count == 40 and window.windowTitle().startswith("short.pt")
     assert not window.windowIcon().isNull()
     window.close()

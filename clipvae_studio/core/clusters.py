@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .decision_map import Cancelled
+from .cancel import Cancelled
 from .metrics import to_float
 from .model import CLIPVAE
 

@@ -15,6 +15,7 @@ REDUCTIONS = ("mean", "sum")
 NOISE_KINDS = ("gaussian", "uniform")
 LR_SCHEDULES = ("constant", "cosine")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+DATASET_KINDS = ("mnist5k", "mnist", "fashion-mnist", "kmnist", "idx", "folder")  # core.data.load_dataset's
 
 
 @dataclass

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config import DATASET_KINDS
 from .idx import IDXError, read_idx
 from .resources import resource_path
 
-DATASET_KINDS = ("mnist5k", "mnist", "fashion-mnist", "kmnist", "idx", "folder")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 

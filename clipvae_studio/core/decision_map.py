@@ -12,12 +12,9 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .cancel import Cancelled
 from .model import CLIPVAE
 from .projection import Projection
-
-
-class Cancelled(Exception):
-    """A background computation was told to stop (its result would be stale)."""
 
 
 @dataclass

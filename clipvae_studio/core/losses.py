@@ -4,10 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .events import LOSS_TERMS  # noqa: F401  (defined with the events, which need no torch)
 from .fast_losses import bce_with_logits, inverse_multiquadratic, symmetric_infonce
-
-# label_match and prior_mmd are optional (weight 0 in the reference): reported as 0 when not computed.
-LOSS_TERMS = ("clip", "kld_image", "kld_label", "rec_image", "ce_label", "label_match", "prior_mmd")
 
 
 def reconstruction(logits: torch.Tensor, x: torch.Tensor, reduction: str) -> torch.Tensor:

@@ -28,8 +28,8 @@ def run_gui(checkpoint_path=None) -> int:
     app = create_application()
     from .main_window import MainWindow
 
-    window = MainWindow()
+    window = MainWindow(defer_model=True)  # shown before torch is imported; the model loads once it is on screen
     window.show()
-    if checkpoint_path:
-        window.open_checkpoint(checkpoint_path, confirm=False)
+    window.load_model_when_shown(then=(lambda: window.open_checkpoint(checkpoint_path, confirm=False))
+                                 if checkpoint_path else None)
     return app.exec()

@@ -7,8 +7,6 @@ import threading
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QProgressDialog
 
-from ..core.data import DatasetError, load_dataset
-
 DATASET_TITLES = {"mnist5k": "MNIST 5k (bundled)", "mnist": "MNIST", "fashion-mnist": "Fashion-MNIST",
                   "kmnist": "KMNIST", "idx": "IDX folder", "folder": "Image folder"}
 
@@ -60,6 +58,8 @@ class DatasetLoad(QObject):
             self.dialog.setValue(done)
 
     def _load(self) -> None:
+        from ..core.data import DatasetError, load_dataset  # torch: not needed to show the window
+
         options = {"progress": lambda done, total: self.progressed.emit(done, total)} if self.kind == "folder" else {}
         try:
             dataset = load_dataset(self.kind, self.path, **options)

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog
 
-from ..core.checkpoint import CheckpointError, load_checkpoint, save_trainer
-from ..core.trainer import Trainer
+# The checkpoint and trainer modules need torch: imported where used, so the window shows first.
 
 MAX_RECENT = 8
 CHECKPOINT_FILTER = "Checkpoints (*.pt *.pth *.ckpt);;All files (*)"
@@ -26,6 +25,9 @@ class FileActions:
 
     def open_checkpoint(self, path, confirm: bool = True) -> bool:
         """Load a checkpoint (studio or reference format); on any error the current model stays."""
+        from ..core.checkpoint import CheckpointError, load_checkpoint
+        from ..core.trainer import Trainer
+
         path = str(path)
         if confirm and not self._confirm_discard("Open a checkpoint (replaces the current model)"):
             return False
@@ -64,6 +66,8 @@ class FileActions:
         return self.save_checkpoint_to(path) if path else False
 
     def save_checkpoint_to(self, path) -> bool:
+        from ..core.checkpoint import CheckpointError, save_trainer
+
         path = str(path)
         try:
             save_trainer(path, self.trainer, dataset_name=self.dataset.name)

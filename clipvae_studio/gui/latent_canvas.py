@@ -7,6 +7,8 @@ the wheel zooms.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
@@ -15,11 +17,13 @@ from PySide6.QtWidgets import (QComboBox, QFrame, QGraphicsItem, QHBoxLayout, QL
                                QWidget)
 
 from ..core.events import LatentSnapshot
-from ..core.explore import Decoded, decode_point
 from ..core.projection import IdentityProjection, LabelPlaneProjection, PCAProjection
 from . import interaction
 from .palette import label_brushes, label_color
 from .style import current_theme, light_grid, style_plot
+
+if TYPE_CHECKING:
+    from ..core.explore import Decoded
 
 POINT_SIZE = 5
 HOVER_RADIUS_PX = 7
@@ -338,6 +342,8 @@ class LatentCanvas(QWidget):
         z = self.projection.lift(np.array([[u, v]], dtype=np.float64))
         if z.shape[1] != self.model.z_dim:
             return None  # the basis belongs to another model; wait for its first snapshot
+        from ..core.explore import decode_point  # torch: loaded after the window is shown (a look-up here)
+
         return decode_point(self.model, z.astype(np.float32))
 
     def latent_at(self, u: float, v: float) -> np.ndarray:

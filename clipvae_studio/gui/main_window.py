@@ -7,6 +7,7 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
@@ -14,11 +15,7 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QDockWidget, QFileDialog
                                QMessageBox, QSizePolicy, QToolBar, QWidget)
 
 from ..core.config import MODEL_FIELDS, PRESETS, TrainConfig, preset
-from ..core.data import load_dataset
-from ..core.explore import inference_copy
 from ..core.paths import studio_home
-from ..core.speed import reserve_cores
-from ..core.trainer import Trainer
 from . import style
 from .dataset_loader import DATASET_TITLES, DatasetLoad, detect_folder_kind
 from .file_actions import FileActions
@@ -28,6 +25,9 @@ from .loss_plot import LossPlot
 from .metrics_plot import MetricsPlot
 from .settings_panel import LIVE_FIELDS, SettingsPanel
 from .training_worker import TrainingWorker
+
+if TYPE_CHECKING:  # torch-using core modules are imported where used: the window shows before torch loads
+    from ..core.trainer import Trainer
 
 BUILTIN_DATASETS = ("mnist5k", "mnist", "fashion-mnist", "kmnist")
 STATE_TEXT = {"idle": "Ready", "running": "Training", "paused": "Paused", "stopped": "Stopped",
@@ -79,10 +79,13 @@ class MainWindow(FileActions, QMainWindow):
     snapshotReceived = Signal(object)  # each LatentSnapshot, after the canvas has drawn it
     stateChanged = Signal(str)  # trainer state: idle, running, paused, stopped, finished, error
     checkpointSaved = Signal(str)
+    modelLoaded = Signal()  # torch, the dataset and the first trainer are in place (load_model)
 
-    def __init__(self, dataset=None, config: TrainConfig | None = None, parent=None):
+    def __init__(self, dataset=None, config: TrainConfig | None = None, parent=None, *, defer_model: bool = False):
+        """With defer_model the window is built without torch (about 1.5 s of a 2 s start) and
+        load_model() must be called, ideally once the window is on screen (load_model_when_shown):
+        the person sees the whole window at once and it comes alive a moment later."""
         super().__init__(parent)
-        reserve_cores(1)  # training threads leave one core to this window's event loop
         self.setObjectName("MainWindow")
         tune_process_for_training()
         collect_garbage_in_gui_thread()
@@ -104,9 +107,10 @@ class MainWindow(FileActions, QMainWindow):
         saved_preset = str(self.settings.value("training/preset", "studio"))
         self.preset_name = saved_preset if saved_preset in PRESETS else "studio"
         self._explicit_dataset = dataset is not None  # then the saved last dataset is not reloaded
-        self.dataset = dataset if dataset is not None else load_dataset("mnist5k")
+        self.dataset = dataset  # the bundled set is loaded by load_model when none is given
         self.dataset_source = ("mnist5k", None) if dataset is None else (dataset.name, None)
         config = config or preset(self.preset_name)
+        self._first_config = config
 
         self.canvas = LatentCanvas()
         self.setCentralWidget(self.canvas)
@@ -137,18 +141,72 @@ class MainWindow(FileActions, QMainWindow):
         self._build_toolbar()
         self._build_menus()
         self._build_status_bar()
-        self.canvas.set_dataset(self.dataset)
-        self._install_trainer(Trainer(config, self.dataset, publish_weights=True))
         self.resize(1360, 860)
         self._apply_theme_to_views()
 
         from .explorer import install_explorer
 
         install_explorer(self)
+        self._restore_layout()
+        self._set_loading(True)
+        if not defer_model:
+            self.load_model()
+
+    def load_model(self) -> None:
+        """The second half of start-up: import torch, load the dataset, make the first trainer,
+        then autosave/recovery and the last session's dataset. Runs once."""
+        if self.trainer is not None:
+            return
+        from ..core.data import load_dataset
+        from ..core.speed import reserve_cores
+        from ..core.trainer import Trainer
+        from .explorer import use_one_torch_thread_here
         from .recovery import install_recovery
 
+        reserve_cores(1)  # training threads leave one core to this window's event loop
+        if self.dataset is None:
+            self.dataset = load_dataset("mnist5k")
+        self.canvas.set_dataset(self.dataset)
+        self._install_trainer(Trainer(self._first_config, self.dataset, publish_weights=True))
+        use_one_torch_thread_here()
         install_recovery(self)
-        self._restore_layout()
+        self._set_loading(False)
+        self._reload_last_dataset()
+        self.modelLoaded.emit()
+
+    def load_model_when_shown(self, then=None, give_up_ms: int = 2000) -> None:
+        """Call load_model once the window has been painted on screen (it blocks the event loop
+        for ~1.5 s while torch loads, so it must not run before the first paint), then `then()`.
+        The platform paints a window when it first exposes it; the check polls every 10 ms and
+        loads anyway after give_up_ms (e.g. a window started minimised is never exposed)."""
+        started = time.monotonic()
+
+        def poll():
+            handle = self.windowHandle()
+            if handle is not None and handle.isExposed() or time.monotonic() - started > give_up_ms / 1000:
+                QApplication.sendPostedEvents()  # pending layouts (the first start's dock sizes) ...
+                self.repaint()  # ... and their paint reach the screen before the event loop blocks
+                self.load_model()
+                if then is not None:
+                    then()
+            else:
+                QTimer.singleShot(10, poll)
+        QTimer.singleShot(0, poll)
+
+    def _set_loading(self, loading: bool) -> None:
+        """Until the model is loaded only the view can be used: everything that needs the
+        trainer or the dataset is greyed out."""
+        self.setProperty("loading", loading)  # benchmarks/startup.py watches this change
+        for widget in (self.settings_panel, self.dataset_combo, self.preset_combo):
+            widget.setEnabled(not loading)
+        for action in (self.action_open, self.action_save, self.action_save_as, self.action_open_dataset,
+                       self.action_export_csv, self.recent_menu.menuAction()):
+            action.setEnabled(not loading)
+        self._update_actions()
+        if loading:
+            self.status_labels["state"].setText("Loading PyTorch…")
+        else:
+            self._refresh_status()
 
     # --- construction --------------------------------------------------------------------
     def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
@@ -314,6 +372,8 @@ class MainWindow(FileActions, QMainWindow):
         self.canvas.clear()
         self._rate_window.clear()
         self._samples_per_second = 0.0
+        from ..core.explore import inference_copy
+
         self._set_inference_model(inference_copy(trainer.model))
         self._on_snapshot(trainer.latent_snapshot(), self.worker.generation)
         self._on_state(trainer.state, self.worker.generation)
@@ -321,6 +381,8 @@ class MainWindow(FileActions, QMainWindow):
         self._update_title()
 
     def _fresh_trainer(self, config: TrainConfig) -> None:
+        from ..core.trainer import Trainer
+
         self._install_trainer(Trainer(config, self.dataset, publish_weights=True))
         self.checkpoint_path = None
         self._update_title()
@@ -328,6 +390,8 @@ class MainWindow(FileActions, QMainWindow):
     def _rebuild_keeping_weights(self, config: TrainConfig) -> None:
         """A new trainer for settings the old one fixed at construction (batch size, seed, ...),
         continuing from the same weights, optimiser state, step and history."""
+        from ..core.trainer import Trainer
+
         old = self.trainer
         payload = {"optimizer": old.optimizer.state_dict(), "step": old.step_count,
                    "history": {k: list(v) for k, v in old.history.items()},
@@ -477,8 +541,8 @@ class MainWindow(FileActions, QMainWindow):
         self.action_start.setEnabled(not running and can_train)
         self.action_pause.setEnabled(running)
         self.action_stop.setEnabled(running or paused)
-        self.action_step.setEnabled(not running)
-        self.action_reset.setEnabled(not running)
+        self.action_step.setEnabled(not running and self.trainer is not None)
+        self.action_reset.setEnabled(not running and self.trainer is not None)
         self.action_toggle.setEnabled(running or can_train)
         self.action_start.setText("Resume" if paused else "Start")
 
@@ -682,6 +746,8 @@ class MainWindow(FileActions, QMainWindow):
             self.restoreGeometry(geometry)
         state = self.settings.value("window/state")
         self._layout_restored = isinstance(state, QByteArray) and not state.isEmpty() and self.restoreState(state)
+
+    def _reload_last_dataset(self) -> None:
         kind, path = str(self.settings.value("data/kind", "mnist5k")), str(self.settings.value("data/path", "")) or None
         if (kind, path) != tuple(self.dataset_source) and kind in DATASET_TITLES and not self._explicit_dataset:
             # the last dataset: loaded after the window is up, so start-up stays fast

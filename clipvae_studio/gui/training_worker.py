@@ -11,14 +11,15 @@ from __future__ import annotations
 import atexit
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from ..core.events import ErrorEvent, EvalEvent, LatentSnapshot, StateEvent, StepEvent, WeightsEvent
-from ..core.explore import inference_copy
-from ..core.losses import LOSS_TERMS
-from ..core.trainer import Trainer
+from ..core.events import LOSS_TERMS, ErrorEvent, EvalEvent, LatentSnapshot, StateEvent, StepEvent, WeightsEvent
+
+if TYPE_CHECKING:  # torch-using core modules load only when used: the window shows before torch
+    from ..core.trainer import Trainer
 
 CURVE_KEYS = ("total",) + LOSS_TERMS
 EMIT_INTERVAL_S = 1 / 30  # loss batches: at most ~30 a second
@@ -212,6 +213,8 @@ class TrainingWorker(QObject):
         elif isinstance(event, WeightsEvent):
             # The copy is built here, on the training thread (~25 ms a second, ~2 % of training):
             # on the GUI thread it stalled a drag on the map for as long, once a second.
+            from ..core.explore import inference_copy  # torch: imported once training runs
+
             self.weightsReady.emit(inference_copy(self.trainer.model, event.state_dict), gen)
         elif isinstance(event, EvalEvent):
             self.evaluated.emit(dict(event.metrics), gen)

@@ -2,7 +2,7 @@
 import threading
 
 
-def _one_torch_thread_here() -> None:
+def use_one_torch_thread_here() -> None:
     """Run torch with one intra-op thread on the calling (GUI) thread only.
 
     Canvas decodes run on the GUI thread one point at a time; with several threads each tiny op
@@ -22,8 +22,8 @@ def _one_torch_thread_here() -> None:
 
 
 def install_explorer(window) -> None:
-    """Add the explorer's docks to a MainWindow and connect them; the controller is window.explorer."""
+    """Add the explorer's docks to a MainWindow and connect them; the controller is window.explorer.
+    Needs no torch: the window calls use_one_torch_thread_here() once it has loaded torch."""
     from .explorer import Explorer
 
-    _one_torch_thread_here()
     window.explorer = Explorer(window)

@@ -11,10 +11,9 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
-import torch
 from PySide6.QtCore import QObject, Signal, Slot
 
-from ...core.decision_map import Cancelled
+from ...core.cancel import Cancelled
 
 
 class _Relay(QObject):
@@ -55,6 +54,8 @@ class Job:
 def _run(fn: Callable, job: Job, relay: _Relay) -> None:
     # One torch thread per job: on a small machine the trainer needs the other cores, and
     # several threads on an oversubscribed CPU spin against each other.
+    import torch  # loaded by now (jobs run on a model); not at import, so the window shows first
+
     torch.set_num_threads(1)
     try:
         result = fn(lambda: job.cancelled, relay.progressed.emit)

@@ -11,7 +11,6 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRectF, QTimer, Signal
 
-from ...core.decision_map import colorize, compute_decision_map, manifold_image
 from ...core.projection import PlaneProjection
 from ..palette import label_rgb
 from .images import to_uint8
@@ -145,6 +144,8 @@ class DecisionMapLayer(CanvasLayer):
 
     def make_job(self, model, projection, rect):
         colors = np.array([label_rgb(i) for i in range(model.num_labels)], dtype=np.uint8)
+        from ...core.decision_map import colorize, compute_decision_map
+
         cols, rows = grid_shape(rect, DECISION_RESOLUTION)
 
         def work(should_stop, _progress):
@@ -163,6 +164,8 @@ class ManifoldLayer(CanvasLayer):
         self.item.setOpacity(0.9)
 
     def make_job(self, model, projection, rect):
+        from ...core.decision_map import manifold_image
+
         cols, rows = grid_shape(rect, MANIFOLD_COUNT)
 
         def work(should_stop, _progress):

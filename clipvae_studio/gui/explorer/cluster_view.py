@@ -7,12 +7,9 @@ import time
 
 import numpy as np
 import pyqtgraph as pg
-import torch
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from ...core.clusters import cluster_input, embed_clusters
-from ...core.metrics import to_float
 from ..palette import label_brushes, label_color
 from ..style import current_theme, style_plot
 from .image_view import PixelImageView
@@ -110,6 +107,8 @@ class ClusterView(QWidget):
 
     # --- computing ---------------------------------------------------------------------------
     def compute(self) -> None:
+        from ...core.clusters import cluster_input, embed_clusters  # torch: not needed to show the window
+
         model, dataset = self.explorer.model, self.explorer.window.dataset
         if model is None or dataset is None or len(dataset.test_images) < 5:
             self.status.setText("Needs a model and a dataset with a test split")
@@ -212,9 +211,16 @@ class ClusterView(QWidget):
         if len(points):
             self.show_point(int(points[0].data()))
 
-    @torch.no_grad()
     def show_point(self, k: int) -> None:
         """Show embedded point k: its test image, the reconstruction and CLIP's scores."""
+        import torch
+
+        with torch.no_grad():
+            self._show_point(k)
+
+    def _show_point(self, k: int) -> None:
+        from ...core.metrics import to_float
+
         e, model, dataset = self.embedding, self.explorer.model, self.explorer.window.dataset
         if e is None or model is None:
             return

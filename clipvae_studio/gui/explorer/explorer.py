@@ -3,11 +3,12 @@ main window's LatentCanvas and keeps them on the latest inference model (a new C
 weight snapshot, never trained in place, so the background jobs may read it freely)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QDockWidget, QScrollArea, QVBoxLayout, QWidget
 
-from ...core.explore import Decoded, decode_point
 from .. import interaction
 from .background import BackgroundRunner
 from .canvas_layers import DecisionMapLayer, ManifoldLayer
@@ -16,6 +17,9 @@ from .gallery_view import GalleryView
 from .mixer_panel import LabelMixer
 from .point_panel import PointPanel
 from .steering_panel import SteeringPanel
+
+if TYPE_CHECKING:  # core.explore needs torch, which loads after the window is shown
+    from ...core.explore import Decoded
 
 
 class Explorer(QObject):
@@ -93,6 +97,8 @@ class Explorer(QObject):
             return  # the next drag move decodes with these weights; the gallery catches up later
         if self.current_z is not None and not self.steering.replay.isActive():
             # The same point, decoded by the newer weights: the image follows training.
+            from ...core.explore import decode_point
+
             self.point_panel.show_decoded(decode_point(model, self.current_z), self.point_panel.caption.text())
         if not self.gallery_dock.visibleRegion().isEmpty():
             self.gallery.refresh()

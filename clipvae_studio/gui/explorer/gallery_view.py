@@ -6,13 +6,10 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import torch
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QApplication, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel,
                                QPushButton, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
 
-from ...core.generation import (blend_latents, corner_weights, image_grid, interpolate, label_blend, sample_label,
-                                sample_noise, save_grid)
 from .image_view import PixelImageView
 from .images import to_qimage
 
@@ -27,7 +24,7 @@ class GalleryView(QWidget):
         super().__init__(parent)
         self.setObjectName("galleryView")
         self.explorer = explorer
-        self.picture: torch.Tensor | None = None  # C x H x W in [0, 1], what is shown
+        self.picture = None  # torch.Tensor  # C x H x W in [0, 1], what is shown
         self.seed = 0
         self.ends: list[np.ndarray | None] = [None, None]  # interpolation end points (latents)
 
@@ -171,6 +168,11 @@ class GalleryView(QWidget):
     def refresh(self) -> None:
         """Generate the current mode's picture with the latest model (fixed seed: while training the
         same noise is decoded by newer weights, so the samples visibly sharpen)."""
+        import torch
+
+        from ...core.generation import (corner_weights, image_grid, interpolate, label_blend, sample_label,
+                                        sample_noise)
+
         model = self.explorer.model
         if model is None:
             return
@@ -197,6 +199,10 @@ class GalleryView(QWidget):
 
     def _ends(self, model):
         """The interpolation's end points; until the user sets them, the first two label latents."""
+        import torch
+
+        from ...core.generation import blend_latents
+
         names = self.explorer.label_names
         defaults = blend_latents(model, torch.eye(model.num_labels)[:2]).cpu().numpy()
         ends = [e if e is not None and len(e) == model.z_dim else defaults[i] for i, e in enumerate(self.ends)]
@@ -206,6 +212,8 @@ class GalleryView(QWidget):
         return ends
 
     def export_png(self, path) -> bool:
+        from ...core.generation import save_grid
+
         if self.picture is None:
             return False
         try:

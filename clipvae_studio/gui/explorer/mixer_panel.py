@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
-from ...core.explore import decode_point
-from ...core.generation import blend_latents
 from ..palette import label_hex
 
 
@@ -89,6 +86,11 @@ class LabelMixer(QWidget):
         model = self.explorer.model
         if model is None or not w.any() or len(w) != model.num_labels:
             return
+        import torch
+
+        from ...core.explore import decode_point
+        from ...core.generation import blend_latents
+
         z = blend_latents(model, torch.from_numpy(w[None]))[0].cpu().numpy()
         parts = [f"{self.explorer.label_names[i]} {w[i]:.2f}" for i in np.flatnonzero(w)]
         self.explorer.show_latent(z, decode_point(model, z), "label mix: " + ", ".join(parts))

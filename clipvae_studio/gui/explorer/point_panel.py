@@ -2,11 +2,15 @@
 switches of the canvas background layers."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from ...core.explore import Decoded
 from .image_view import PixelImageView
 from .score_bars import ScoreBars
+
+if TYPE_CHECKING:
+    from ...core.explore import Decoded
 
 
 class PointPanel(QWidget):

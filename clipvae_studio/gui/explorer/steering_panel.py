@@ -8,8 +8,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QPushButton, QSpinBox, QWidget
 
-from ...core.explore import decode_points
-from ...core.steering import steer
 from ..palette import label_color, label_pen
 
 REPLAY_MS = 45  # one path step per frame of the replay
@@ -73,6 +71,9 @@ class SteeringPanel(QWidget):
         self.label_combo.setCurrentIndex(int(label))
 
     def start(self) -> None:
+        from ...core.explore import decode_points
+        from ...core.steering import steer
+
         model = self.explorer.model
         if model is None or self.label_combo.count() == 0:
             return
