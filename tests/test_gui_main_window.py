@@ -294,3 +294,26 @@ def test_run_gui_opens_the_window_with_a_checkpoint(qtbot, short_checkpoint, mon
     assert window.trainer.step_count == 40 and window.windowTitle().startswith("short.pt")
     assert not window.windowIcon().isNull()
     window.close()
+
+
+def test_a_failed_model_load_is_reported_and_the_window_stays_open(qtbot, monkeypatch):
+    """The deferred start (clipvae-studio's own): if the data or torch cannot be loaded once the
+    window is up, the person is told why instead of facing 'Loading PyTorch…' forever."""
+    from clipvae_studio.core import data
+
+    def broken(*_args, **_kwargs):
+        raise data.DatasetError("the bundled MNIST subset is missing from resources/")
+
+    monkeypatch.setattr(data, "load_dataset", broken)
+    window = MainWindow(defer_model=True)
+    qtbot.addWidget(window)
+    recorder = MessageRecorder()
+    window.show_message = recorder
+    window.show()
+    window.load_model_when_shown()
+    qtbot.waitUntil(lambda: len(recorder.calls) > 0, timeout=WAIT_MS)
+    call = recorder.calls[0]
+    assert call["kind"] == "error" and "bundled MNIST subset is missing" in call["text"]
+    assert window.isVisible() and window.trainer is None
+    assert window.status_labels["state"].text() == "Could not load the model"
+    assert not window.action_start.isEnabled() and not window.settings_panel.isEnabled()

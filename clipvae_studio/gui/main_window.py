@@ -186,7 +186,13 @@ class MainWindow(FileActions, QMainWindow):
             if handle is not None and handle.isExposed() or time.monotonic() - started > give_up_ms / 1000:
                 QApplication.sendPostedEvents()  # pending layouts (the first start's dock sizes) ...
                 self.repaint()  # ... and their paint reach the screen before the event loop blocks
-                self.load_model()
+                try:
+                    self.load_model()
+                except Exception as exc:  # e.g. a broken torch install or bundled data: say so, stay open
+                    self.status_labels["state"].setText("Could not load the model")
+                    self.show_message("Could not start training", f"Loading the model failed: "
+                                      f"{type(exc).__name__}: {exc}", "error")
+                    return
                 if then is not None:
                     then()
             else:
