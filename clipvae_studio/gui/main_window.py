@@ -79,10 +79,9 @@ class MainWindow(FileActions, QMainWindow):
     snapshotReceived = Signal(object)  # each LatentSnapshot, after the canvas has drawn it
     stateChanged = Signal(str)  # trainer state: idle, running, paused, stopped, finished, error
     checkpointSaved = Signal(str)
-    modelLoaded = Signal()  # torch, the dataset and the first trainer are in place (load_model)
 
     def __init__(self, dataset=None, config: TrainConfig | None = None, parent=None, *, defer_model: bool = False):
-        """With defer_model the window is built without torch (about 1.5 s of a 2 s start) and
+        """With defer_model the window is built without torch (importing it is most of a start) and
         load_model() must be called, ideally once the window is on screen (load_model_when_shown):
         the person sees the whole window at once and it comes alive a moment later."""
         super().__init__(parent)
@@ -172,7 +171,6 @@ class MainWindow(FileActions, QMainWindow):
         install_recovery(self)
         self._set_loading(False)
         self._reload_last_dataset()
-        self.modelLoaded.emit()
 
     def load_model_when_shown(self, then=None, give_up_ms: int = 2000) -> None:
         """Call load_model once the window has been painted on screen (it blocks the event loop
