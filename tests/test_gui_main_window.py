@@ -289,7 +289,7 @@ def test_run_gui_opens_the_window_with_a_checkpoint(qtbot, short_checkpoint, mon
     assert run_gui(str(short_checkpoint)) == 0
     window = next(w for w in shown if w.trainer is None)  # on screen first: the model loads once it is painted
     qtbot.addWidget(window)
-    assert not window.action_start.isEnabled() and not window.settings_panel.isEnabled()
+    assert not window.action_start.isEnabled() and not any(e.isEnabled() for e in window.settings_panel.editors.values())
     qtbot.waitUntil(lambda: window.checkpoint_path == str(short_checkpoint), timeout=15000)
     assert window.trainer.step_count == 40 and window.windowTitle().startswith("short.pt")
     assert not window.windowIcon().isNull()
@@ -316,4 +316,4 @@ def test_a_failed_model_load_is_reported_and_the_window_stays_open(qtbot, monkey
     assert call["kind"] == "error" and "bundled MNIST subset is missing" in call["text"]
     assert window.isVisible() and window.trainer is None
     assert window.status_labels["state"].text() == "Could not load the model"
-    assert not window.action_start.isEnabled() and not window.settings_panel.isEnabled()
+    assert not window.action_start.isEnabled() and not any(e.isEnabled() for e in window.settings_panel.editors.values())

@@ -18,7 +18,7 @@ window = MainWindow(defer_model=True)
 window.show()
 shown = {
     "heavy": sorted(m for m in ("torch", "torchvision", "sklearn") if m in sys.modules),
-    "start": window.action_start.isEnabled(), "settings": window.settings_panel.isEnabled(),
+    "start": window.action_start.isEnabled(), "settings": any(e.isEnabled() for e in window.settings_panel.editors.values()),
     "dataset_combo": window.dataset_combo.isEnabled(), "open": window.action_open.isEnabled(),
     "state": window.status_labels["state"].text(),
     "docks": sorted(d.objectName() for d in window.findChildren(type(window.settings_dock)) if d.isVisible()),
@@ -26,7 +26,7 @@ shown = {
 window.load_model_when_shown(then=app.quit)
 app.exec()
 loaded = {"torch": "torch" in sys.modules, "trainer": window.trainer is not None,
-          "start": window.action_start.isEnabled(), "settings": window.settings_panel.isEnabled(),
+          "start": window.action_start.isEnabled(), "settings": any(e.isEnabled() for e in window.settings_panel.editors.values()),
           "state": window.status_labels["state"].text(),
           "recovery": hasattr(window, "recovery"), "points": len(window.canvas.snapshot.mu)}
 window.close()

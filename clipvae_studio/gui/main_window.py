@@ -201,7 +201,11 @@ class MainWindow(FileActions, QMainWindow):
         """Until the model is loaded only the view can be used: everything that needs the
         trainer or the dataset is greyed out."""
         self.setProperty("loading", loading)  # benchmarks/startup.py watches this change
-        for widget in (self.settings_panel, self.dataset_combo, self.preset_combo):
+        if loading:
+            self.settings_panel.lock_all()
+        else:
+            self.settings_panel.set_running(self.state in ("running", "paused"))
+        for widget in (self.dataset_combo, self.preset_combo):
             widget.setEnabled(not loading)
         for action in (self.action_open, self.action_save, self.action_save_as, self.action_open_dataset,
                        self.action_export_csv, self.recent_menu.menuAction()):

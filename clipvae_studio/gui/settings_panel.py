@@ -203,6 +203,13 @@ class SettingsPanel(QWidget):
             editor.setEnabled(not running or name in LIVE_FIELDS)
         self.locked_note.setVisible(running)
 
+    def lock_all(self) -> None:
+        """Every field read-only until set_running() is called (the window is still loading).
+        Each editor is disabled itself: a spin box disabled only through its parent keeps bright
+        text in the dark theme, so it would look editable."""
+        for editor in self.editors.values():
+            editor.setEnabled(False)
+
     @property
     def running(self) -> bool:
         return self._running
