@@ -201,3 +201,52 @@ def test_log_axis_labels_every_decade_or_two(shown_plot, qtbot):
     assert major_spacing <= 2 and len(majors) >= 5, (major_spacing, majors)
     plot.set_log_scale(False)  # linear: the default density again
     assert axis._tickDensity == 1.0
+
+
+def drawn_labels(axis) -> list[str]:
+    """The texts the axis paints, after pyqtgraph's own overlap culling."""
+    from PySide6.QtGui import QImage, QPainter
+    image = QImage(10, 10, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        specs = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return [text for _rect, _flags, text in specs[2]] if specs else []
+
+
+def test_log_axis_labels_only_decades_unless_the_view_is_narrow(shown_plot, qtbot):
+    plot = shown_plot
+    plot.resize(440, 300)
+    axis, view = plot.plot_item.getAxis("left"), plot.plot_item.getViewBox()
+    decades = {"0.01", "0.1", "1", "10¹", "10²", "10³"}
+    qtbot.wait(20)
+    # Empty: whole steps and whole decades, not pyqtgraph's 0..1 (one decade labelled 2..9).
+    (x_low, x_high), (y_low, y_high) = view.viewRange()
+    assert (x_low, x_high) == (0, 100) and y_low < -2 and y_high > 3
+    assert set(drawn_labels(axis)) == decades
+
+    steps = np.arange(1, 301)
+    data = {"step": steps, "epoch": steps / 10.0}
+    for key in CURVE_KEYS:  # 300 down to ~1: two and a half decades, the first seconds of training
+        data[key] = np.logspace(2.5, 0, len(steps))
+    plot.append_batch(data)
+    plot.redraw_if_needed()
+    qtbot.wait(20)
+    y_low, y_high = view.viewRange()[1]
+    assert -0.5 < y_low < 0 and 2.5 < y_high < 3  # auto-range followed the data
+    levels = axis.tickValues(y_low, y_high, axis.geometry().height())
+    assert any(abs(v - round(v)) > 1e-6 for _spacing, values in levels for v in values)  # minor marks stay
+    assert set(drawn_labels(axis)) == {"1", "10¹", "10²"}  # but only the decades are labelled
+
+    plot.clear()
+    for key in CURVE_KEYS:  # 2 .. 9: no decade inside, so the minor labels are what there is
+        data[key] = np.linspace(9, 2, len(steps))
+    plot.append_batch(data)
+    plot.redraw_if_needed()
+    qtbot.wait(20)
+    assert {"3", "5"} <= set(drawn_labels(axis))
+
+    plot.clear()
+    qtbot.wait(20)
+    assert view.viewRange()[0] == [0, 100] and set(drawn_labels(axis)) == decades

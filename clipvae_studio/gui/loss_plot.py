@@ -12,6 +12,7 @@ from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from . import interaction
+from .decade_axis import DecadeAxis
 from .peak_decimation import GrowingPeaks, peak_decimate
 from .style import current_theme, light_grid, plot_colors, style_plot
 from .training_worker import CURVE_KEYS
@@ -20,6 +21,8 @@ REDRAW_MS = 100  # at most ten redraws a second, however fast batches arrive
 MAX_REDRAW_MS = 1000
 REDRAW_BUDGET = 0.1  # share of the GUI thread the live redraw may take: slow machines redraw less often
 LOG_TICK_DENSITY = 2.0  # log y: a label every decade or two instead of every fifth
+EMPTY_STEPS = 100  # an empty plot shows steps 0..100 and, on log y, 0.01..1000: whole decades, no clutter
+EMPTY_LOG_DECADES = (-2, 3)
 TERM_COLORS = {"clip": "#b07aa1", "kld_image": "#4e79a7", "kld_label": "#76b7b2",
                "rec_image": "#e15759", "ce_label": "#59a14f", "label_match": "#f28e2b",
                "prior_mmd": "#9c755f"}
@@ -158,7 +161,7 @@ class LossPlot(QWidget):
         self._smoothing = 0.6
         self._x_axis = "step"
 
-        self.plot_widget = pg.PlotWidget()
+        self.plot_widget = pg.PlotWidget(axisItems={"left": DecadeAxis("left")})
         self.plot_widget.setObjectName("lossPlot")
         self.plot_item = self.plot_widget.getPlotItem()
         # A GridItem, not showGrid: the axes' grid lines are re-played on every repaint (~10 ms here).
@@ -237,6 +240,7 @@ class LossPlot(QWidget):
         self._set_pens()
         self._smoothing_changed(self.smoothing_slider.value())
         self.set_log_scale(True)
+        self._frame_empty_view()
         self.timer = QTimer(self)
         self.timer.setInterval(REDRAW_MS)
         self.timer.timeout.connect(self._timed_redraw)
@@ -254,6 +258,7 @@ class LossPlot(QWidget):
     def clear(self) -> None:
         self.history.clear()
         self._invalidate_smoothing()
+        self._frame_empty_view()
 
     def truncate_after(self, step: int) -> None:
         self.history.truncate_after(step)
@@ -282,7 +287,21 @@ class LossPlot(QWidget):
             # The terms span ~10 decades on a short axis: at the default density pyqtgraph
             # labels every fifth decade only (1 and 1e-5).
             left.setTickDensity(LOG_TICK_DENSITY if on else 1.0)
+        self._frame_empty_view()
         self._dirty = True
+
+    def _frame_empty_view(self) -> None:
+        """With no data pyqtgraph shows 0..1 on each axis: fractional steps, and on log y one
+        decade labelled 2..9. Frame whole steps and decades instead; auto-range stays on, so the
+        first batch re-fits the view to the data."""
+        if len(self.history):
+            return
+        for item in (*self.curves.values(), *self.raw_curves.values()):
+            item.setData([], [])  # the old curves' bounds would re-fit the view before the next redraw
+        log_y = self.log_check.isChecked()
+        self.plot_item.setXRange(0, EMPTY_STEPS, padding=0)
+        self.plot_item.setYRange(*(EMPTY_LOG_DECADES if log_y else (0, 1)), padding=0.04)  # room for the top label
+        self.plot_item.enableAutoRange()
 
     def set_x_axis(self, which: str) -> None:
         self._x_axis = "epoch" if which == "epoch" else "step"
