@@ -239,8 +239,7 @@ class LossPlot(QWidget):
         self._ema_state: dict[str, float] = {}
         self._set_pens()
         self._smoothing_changed(self.smoothing_slider.value())
-        self.set_log_scale(True)
-        self._frame_empty_view()
+        self.set_log_scale(True)  # also frames the empty view
         self.timer = QTimer(self)
         self.timer.setInterval(REDRAW_MS)
         self.timer.timeout.connect(self._timed_redraw)
