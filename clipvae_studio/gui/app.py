@@ -25,6 +25,10 @@ def create_application():
 
 def run_gui(checkpoint_path=None) -> int:
     """Open the main window (optionally with a checkpoint) and run the event loop; returns the exit code."""
+    from .platform_check import platform_problem
+    if problem := platform_problem():  # say what is missing before Qt aborts on it
+        print(problem, file=sys.stderr)
+        return 1
     app = create_application()
     from .main_window import MainWindow
 
