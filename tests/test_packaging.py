@@ -1,4 +1,7 @@
 """Packaging: every sub-package is listed for the wheel, and resources ship inside it."""
+import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -20,14 +23,34 @@ def test_resources_exist():
     assert resource_path("data", "mnist5k.npz").is_file()
 
 
-def test_core_never_imports_qt():
-    for path in (ROOT / "clipvae_studio" / "core").rglob("*.py"):
-        text = path.read_text()
-        for qt in ("PySide6", "pyqtgraph", "shiboken6"):
-            assert f"import {qt}" not in text and f"from {qt}" not in text, f"{path.name} imports {qt}"
+def shell_commands(text: str) -> list[str]:
+    """The commands a shell script or a ```bash block runs, comments and blank lines dropped."""
+    lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return [line for line in lines if line]
 
 
-def test_ci_runs_the_readme_test_command():
+def readme_quick_start() -> list[str]:
     readme = (ROOT / "README.md").read_text()
-    ci = (ROOT / ".ci" / "run").read_text()
-    assert "python3 main.py test" in readme and "python3 main.py test" in ci
+    section = readme.split("## Quick start", 1)[1]
+    return shell_commands(section.split("```bash", 1)[1].split("```", 1)[0])
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    quick_start = readme_quick_start()
+    assert quick_start == ["python3 main.py", "python3 main.py test"]
+    ci = shell_commands((ROOT / ".ci" / "run").read_text())
+    # .ci/run only prepares the shell and moves to the repository root; then it runs the README's command
+    assert ci[:-1] == ["set -euo pipefail", 'cd "$(dirname "$0")/.."'] and ci[-1] == quick_start[1]
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["testpaths"] == ["tests"]
+
+
+def test_main_py_test_runs_pytest_over_this_checkouts_tests(tmp_path):
+    """`main.py test ARGS` is pytest ARGS run from the repository root, whatever the caller's folder:
+    here it collects this file by its path relative to the root, from another folder."""
+    env = dict(os.environ, CLIPVAE_NO_BOOTSTRAP="1")
+    proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "test", "--co", "-q", "-p", "no:cacheprovider",
+                           "tests/test_packaging.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    collected = [line for line in proc.stdout.splitlines() if line.startswith("tests/test_packaging.py::")]
+    assert "tests/test_packaging.py::test_main_py_test_runs_pytest_over_this_checkouts_tests" in collected
+    assert len(collected) == sum(1 for line in Path(__file__).read_text().splitlines() if line.startswith("def test_"))
