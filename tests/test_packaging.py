@@ -48,7 +48,7 @@ def test_main_py_test_runs_pytest_over_this_checkouts_tests(tmp_path):
     """`main.py test ARGS` is pytest ARGS run from the repository root, whatever the caller's folder:
     here it collects this file by its path relative to the root, from another folder."""
     env = dict(os.environ, CLIPVAE_NO_BOOTSTRAP="1")
-    proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "test", "--co", "-q", "-p", "no:cacheprovider",
+    proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "test", "--collect-only", "-q", "-p", "no:cacheprovider",
                            "tests/test_packaging.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     collected = [line for line in proc.stdout.splitlines() if line.startswith("tests/test_packaging.py::")]
