@@ -1,5 +1,5 @@
 """The baseline: the published reference training loop, rebuilt from its description
-(DESIGN.md section 1), around the studio's own `reference` model and loss.
+(docs/architecture.md, "The reference model"), around the studio's own `reference` model and loss.
 
 - an MNIST-like torch Dataset that, like torchvision.datasets.MNIST, turns each uint8 image
   into a PIL image and applies transforms.ToTensor() per sample;

@@ -33,7 +33,7 @@ def test_roundtrip_keeps_everything(mnist5k, tmp_path):
 
 
 def _reference_state_dict(torch_seed=0):
-    """A state_dict in the published reference layout (DESIGN.md section 1), built by hand."""
+    """A state_dict in the published reference layout (docs/architecture.md, "The reference model"), built by hand."""
     g = torch.Generator().manual_seed(torch_seed)
     r = lambda *s: torch.randn(*s, generator=g) * 0.1  # noqa: E731
     sd = {"logit_scale": torch.tensor(math.log(1 / 0.07)),

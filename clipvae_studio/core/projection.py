@@ -1,5 +1,5 @@
 """2D planes through the latent space that map both ways: project(z) -> (u, v) and
-lift((u, v)) -> z, so a click on the map names a latent vector (DESIGN.md section 5)."""
+lift((u, v)) -> z, so a click on the map names a latent vector (docs/architecture.md, "Latent map geometry")."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,5 @@
 """The training worker: a QObject in its own QThread that owns a core Trainer and turns its
-events into throttled Qt signals carrying plain Python / numpy copies (DESIGN.md section 3).
+events into throttled Qt signals carrying plain Python / numpy copies (docs/architecture.md, "Threads").
 
 The trainer's listener runs in the worker thread on every optimiser step, so it only appends
 numbers to lists; a batch of steps is emitted at most ~30 times a second, and before any other
