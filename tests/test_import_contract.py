@@ -1,7 +1,7 @@
 """The import contract, followed through indirect imports (docs/architecture.md, "Layers"):
 
 1. clipvae_studio.core never imports PySide6, pyqtgraph or shiboken6, at any depth, not even
-   inside a function;
+   inside a function or under `if TYPE_CHECKING:`;
 2. the modules the window needs before torch (main_window, what it imports at module level, and
    what building the window loads) import no torch, torchvision or scikit-learn at module level,
    directly or through other modules. Imports inside functions are allowed there: that is how the
@@ -61,7 +61,7 @@ class ImportCollector(ast.NodeVisitor):
     visit_AsyncFunctionDef = visit_Lambda = visit_FunctionDef
 
     def visit_If(self, node):
-        if is_type_checking(node.test):  # never runs
+        if is_type_checking(node.test) and self.module_level_only:  # never runs (but core may not even name Qt)
             for child in node.orelse:
                 self.visit(child)
         else:

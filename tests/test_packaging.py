@@ -41,15 +41,17 @@ def test_ci_runs_the_readme_test_command_verbatim():
     ci = shell_commands((ROOT / ".ci" / "run").read_text())
     # .ci/run only prepares the shell and moves to the repository root; then it runs the README's command
     assert ci[:-1] == ["set -euo pipefail", 'cd "$(dirname "$0")/.."'] and ci[-1] == quick_start[1]
-    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["testpaths"] == ["tests"]
+    pytest_options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert pytest_options["testpaths"] == ["tests"]  # so the bare `main.py test` runs tests/
 
 
 def test_main_py_test_runs_pytest_over_this_checkouts_tests(tmp_path):
     """`main.py test ARGS` is pytest ARGS run from the repository root, whatever the caller's folder:
     here it collects this file by its path relative to the root, from another folder."""
     env = dict(os.environ, CLIPVAE_NO_BOOTSTRAP="1")
-    proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "test", "--collect-only", "-q", "-p", "no:cacheprovider",
-                           "tests/test_packaging.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    command = [sys.executable, str(ROOT / "main.py"), "test", "--collect-only", "-q", "-p", "no:cacheprovider",
+               "tests/test_packaging.py"]
+    proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     collected = [line for line in proc.stdout.splitlines() if line.startswith("tests/test_packaging.py::")]
     assert "tests/test_packaging.py::test_main_py_test_runs_pytest_over_this_checkouts_tests" in collected

@@ -85,7 +85,8 @@ def install_lines(missing: list[str]) -> list[str]:
                   f"  Fedora/RHEL:    sudo dnf install -y {' '.join(dnf)}"]
     unknown = [name for name in missing if name not in PACKAGES]
     if unknown:
-        lines.append(f"  ({', '.join(unknown)}: find the package that provides it, e.g. `apt-file search {unknown[0]}`)")
+        lines.append(f"  ({', '.join(unknown)}: find the package that provides it, "
+                     f"e.g. `apt-file search {unknown[0]}`)")
     return lines
 
 
