@@ -103,3 +103,32 @@ def single_process_reference(indices: torch.Tensor, changes: dict) -> dict:
     finally:
         torch.randn_like = saved
 
+
+
+# The restart test's run: the CLI arguments and the same run built directly (the uninterrupted reference).
+RUN_OVERRIDES = {"width": 16, "depth": 1, "z_dim": 4, "batch_size": 32, "eval_every_steps": 10**6,
+                 "snapshot_size": 16, "w_prior_mmd": 1.0}
+RUN_EPOCHS = 1
+
+
+def run_arguments() -> list[str]:
+    sets = [arg for key, value in RUN_OVERRIDES.items() for arg in ("--set", f"{key}={value}")]
+    return ["train", "--preset", "reference", *sets, "--epochs", str(RUN_EPOCHS), "--quiet", "--device", "cpu"]
+
+
+def uninterrupted_rank(rank: int, world_size: int, store_file: str, out_dir: str) -> None:
+    """The restart test's run, trained start to end by DistributedTrainer (as the CLI builds it)."""
+    import torch.distributed as dist
+
+    from clipvae_studio.core.config import preset
+    from clipvae_studio.core.data import load_dataset
+    from clipvae_studio.core.distributed_train import DistributedTrainer
+
+    os.environ["LOCAL_WORLD_SIZE"] = str(world_size)  # the thread policy torchrun's workers get
+    dist.init_process_group("gloo", init_method=f"file://{store_file}", rank=rank, world_size=world_size)
+    config = preset("reference").with_values(**RUN_OVERRIDES, epochs=RUN_EPOCHS, device="cpu")
+    trainer = DistributedTrainer(config, load_dataset("mnist5k"))
+    trainer.run()
+    if rank == 0:
+        torch.save(trainer.model.state_dict(), os.path.join(out_dir, "uninterrupted.pt"))
+    dist.destroy_process_group()

@@ -1,12 +1,21 @@
-"""Data-parallel training (core/distributed_train.py) against one process, on gloo with 2 ranks."""
+"""Data-parallel training (core/distributed_train.py) on gloo with 2 ranks: against one process,
+and through torchrun with a worker killed mid-run."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 import torch
 import torch.multiprocessing as mp
 
-from distributed_helpers import CASES, equivalence_rank, single_process_reference
+from distributed_helpers import CASES, equivalence_rank, run_arguments, single_process_reference, uninterrupted_rank
 
 WORLD = 2
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
 
 
 def _max_diff(a: dict, b: dict) -> float:
@@ -33,3 +42,40 @@ def test_two_ranks_equal_one_process_and_a_gather_without_gradients_does_not(tmp
         else:  # the negative control: without gradients through the gather, wrong encoder gradients
             assert grad_diff > 1e-3, (name, grad_diff)
             assert weight_diff > 1e-4, (name, weight_diff)
+
+
+def test_torchrun_restart_after_sigkill_resumes_at_the_checkpoint_and_ends_as_an_uninterrupted_run(tmp_path):
+    from clipvae_studio.core.checkpoint import load_checkpoint
+    from clipvae_studio.core.run_folder import RunReader
+
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KILL_RANK": "1", "KILL_STEP": "50",
+           "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}  # docs/distributed.md: why
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}",
+                "--max-restarts=1", str(ROOT / "tests" / "torchrun_kill_worker.py")]
+    run = subprocess.Popen(launcher + run_arguments() + ["--run-dir", str(run_dir), "--checkpoint-every", "20"],
+                           cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # the reference: the same run, uninterrupted, by DistributedTrainer in two spawned ranks
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    mp.spawn(uninterrupted_rank, args=(WORLD, str(reference / "store"), str(reference)), nprocs=WORLD, join=True)
+    log, _ = run.communicate(timeout=300)
+    assert run.returncode == 0, log
+    assert log.count("resuming from") == 1, log  # rank 0 alone prints
+    assert f"resuming from {run_dir / 'last.pt'} at step 40 (attempt 1, torchrun restart 1)" in log, log
+
+    reader = RunReader(run_dir)
+    reader.poll()
+    steps = [r["step"] for r in reader.records("step")]
+    assert steps == list(range(1, steps[-1] + 1))  # each step once: orphans hidden, no second writer
+    assert {r["attempt"] for r in reader.records("step") if r["step"] <= 40} == {0}
+    assert {r["attempt"] for r in reader.records("step") if r["step"] > 40} == {1}
+    raw = [line for line in (run_dir / "metrics.jsonl").read_text().splitlines() if '"kind":"step"' in line]
+    assert len(raw) > len(steps)  # attempt 0 got past step 40 before the kill: those records are hidden
+    assert not list(run_dir.glob(".*.tmp"))  # the killed attempt's temporary files were cleared
+    assert not list(tmp_path.glob("*.pt")) and not list(tmp_path.glob(".*"))  # nothing written beside the folder
+    final = load_checkpoint(run_dir / "last.pt")
+    assert final.step == steps[-1] == reader.status()["step"]
+    want = torch.load(reference / "uninterrupted.pt")
+    got = final.model.state_dict()
+    assert max(float((got[k] - want[k]).abs().max()) for k in want) <= 1e-6
