@@ -119,15 +119,21 @@ def cmd_train_run(args, dataset, config, model, payload, error_type) -> int:
             summary = trainer.summary()
             if main:
                 print("\ninterrupted: saving what was trained", file=sys.stderr)
+        except BaseException as exc:
+            # A failed collective (another rank died): no checkpoint of a step that may not have
+            # completed everywhere; the restarted attempt resumes from the last periodic one.
+            if logger:
+                logger.fail(f"{type(exc).__name__}: {exc}")
+            raise
         finally:
             bar.close()
-            if logger:
-                logger.finish(trainer.state if trainer.state != "running" else "stopped")
         if args.time_budget and not args.epochs and trainer.state == "finished":
             # as cmd_train: record the epochs the budget took, not the 10**6 placeholder
             import math
 
             trainer.config = trainer.config.with_values(epochs=max(1, math.ceil(trainer.epoch)))
+        if logger:
+            logger.finish(trainer.state if trainer.state != "running" else "stopped")
         if main and args.out:
             save_trainer(args.out, trainer)
             summary["checkpoint"] = args.out

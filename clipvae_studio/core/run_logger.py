@@ -55,6 +55,13 @@ class RunLogger:
             self._status_due = now + STATUS_EVERY_S
             self.writer.set_status(self.writer.status.get("state", "running"), step=step, epoch=event.epoch)
 
+    def fail(self, message: str) -> None:
+        """The run broke off (an exception): say so, write no checkpoint."""
+        self.writer.set_status("failed", step=self.trainer.step_count, message=message[:500])
+        if self.tb:
+            self.tb.close()
+        self.writer.close()
+
     def finish(self, state: str) -> None:
         """The final checkpoint (if the last periodic one is older) and status."""
         if self.writer.status.get("checkpoint_step") != self.trainer.step_count:
