@@ -131,7 +131,7 @@ def test_cli_run_dir_resumes_and_writes_tensorboard_events(tmp_path, capsys):
 
     folder = tmp_path / "run"
     args = ["train", "--preset", "reference", "--set", "width=16", "--set", "depth=1", "--set", "batch_size=512",
-            "--set", "eval_every_steps=5", "--quiet", "--device", "cpu", "--run-dir", str(folder),
+            "--set", "eval_every_steps=7", "--set", "snapshot_every_s=1000", "--quiet", "--device", "cpu", "--run-dir", str(folder),
             "--checkpoint-every", "5"]
     assert main(args + ["--epochs", "1"]) == 0
     assert main(args + ["--epochs", "2"]) == 0
@@ -147,4 +147,4 @@ def test_cli_run_dir_resumes_and_writes_tensorboard_events(tmp_path, capsys):
     events = EventAccumulator(str(folder / "tb"))
     events.Reload()
     assert [e.step for e in events.Scalars("loss/total")] == list(range(1, 15))
-    assert [e.step for e in events.Scalars("eval/zero_shot_accuracy")] == [5, 7, 10, 14]
+    assert [e.step for e in events.Scalars("eval/zero_shot_accuracy")] == [7, 14]
