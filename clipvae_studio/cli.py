@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint")
     train.add_argument("--json", action="store_true", help="print one JSON summary line at the end")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_run_arguments(train)
 
     ev = sub.add_parser("eval", help="evaluate a checkpoint on a test split")
     ev.add_argument("checkpoint")
@@ -129,6 +130,10 @@ def cmd_train(args) -> int:
         config = config.with_values(epochs=10**6)  # the time budget ends the run
     if args.device:
         config = config.with_values(device=args.device)
+    if _run_folder_or_torchrun(args):
+        from .cli_run import cmd_train_run
+
+        return cmd_train_run(args, dataset, config, model, payload, CLIError)
     trainer = Trainer(config, dataset, model=model)
     if payload:
         trainer.restore(payload)
@@ -179,6 +184,19 @@ def cmd_train(args) -> int:
         print(f"clipvae-studio train: error: {errors[0]}", file=sys.stderr)
         return 1
     return 0
+
+
+def _add_run_arguments(train) -> None:
+    from .cli_run import add_run_arguments
+
+    add_run_arguments(train)
+
+
+def _run_folder_or_torchrun(args) -> bool:
+    """`--run-dir`, or launched by torchrun: trained by cli_run.py (docs/distributed.md)."""
+    from .core.distributed_train import launched_by_torchrun
+
+    return bool(args.run_dir) or launched_by_torchrun()
 
 
 def cmd_eval(args) -> int:

@@ -122,8 +122,11 @@ class CLIPVAE(nn.Module):
         return mu + eps * std
 
     # --- training ---------------------------------------------------------
-    def loss_terms(self, x: torch.Tensor, y: torch.Tensor, config: TrainConfig) -> dict:
-        """The five loss terms (unweighted) for a batch, plus label_match and prior_mmd when weighted."""
+    def loss_terms(self, x: torch.Tensor, y: torch.Tensor, config: TrainConfig, across=None) -> dict:
+        """The five loss terms (unweighted) for a batch, plus label_match and prior_mmd when weighted.
+
+        across: for a batch split over ranks, a core.clip_gather.AcrossRanks; CLIP and the prior
+        MMD then see the whole global batch (the other terms are per-sample means)."""
         if getattr(config, "augment_px", 0.0) > 0 and self.training:
             x = augment.jitter(x, config.augment_px)
         mu_x, logvar_x = self.encode_image(x)
@@ -132,9 +135,10 @@ class CLIPVAE(nn.Module):
         z_y = self.reparameterize(mu_y, logvar_y)
         logit_scale = self.logit_scale.clamp(max=MAX_LOGIT_SCALE)
         if config.clip_mode == "batch":
-            clip = losses.clip_batch(z_x, z_y, logit_scale)
+            clip = losses.clip_batch(z_x, z_y, logit_scale) if across is None else across.clip_batch(z_x, z_y, logit_scale)
         else:
-            clip = losses.clip_prototype(z_x, y, self.label_latents(), logit_scale)
+            clip_prototype = losses.clip_prototype if across is None else across.clip_prototype
+            clip = clip_prototype(z_x, y, self.label_latents(), logit_scale)
         terms = {
             "clip": clip,
             "kld_image": losses.kl_divergence(mu_x, logvar_x, config.kld_reduction, config.free_bits),
@@ -145,7 +149,7 @@ class CLIPVAE(nn.Module):
             "ce_label": F.cross_entropy(self.decode_label(z_y), y),
         }
         if getattr(config, "w_prior_mmd", 0.0) > 0:  # optional, absent for the reference
-            terms["prior_mmd"] = losses.prior_mmd(z_x)
+            terms["prior_mmd"] = losses.prior_mmd(z_x) if across is None else across.prior_mmd(z_x)
         if getattr(config, "w_label_match", 0.0) > 0:  # optional sixth term, absent for the reference
             terms["label_match"] = losses.label_match(mu_x, logvar_x, mu_y, logvar_y,
                                                         getattr(config, "label_pull", 0.0),

@@ -234,11 +234,12 @@ class Trainer:
                     group["lr"] = lr
             if not self.model.training:  # train() walks every sub-module; skip it when nothing changed
                 self.model.train()
-            terms = self.model.loss_terms(x, y, self.config)
+            terms = self._loss_terms(x, y)
             total = weighted_total(terms, self.config, self._kl_factor(self.step_count))
             # The one host round trip of a step: the loss values, for the finite check and the history.
             zero = total.new_zeros(())
-            values = torch.stack([total.detach()] + [terms.get(k, zero).detach() for k in LOSS_TERMS]).tolist()
+            values = self._batch_values(torch.stack([total.detach()] + [terms.get(k, zero).detach() for k in LOSS_TERMS]))
+            values = values.tolist()
             if not all(math.isfinite(v) for v in values):
                 return self._diverged(values)
             self.optimizer.zero_grad(set_to_none=True)
@@ -258,6 +259,14 @@ class Trainer:
             history[key].append(value)
         self._emit(StepEvent(step, epoch, losses, len(x) / max(elapsed, 1e-9), lr))
         return losses
+
+    # Seams for a data-parallel subclass (core/distributed_train.py): its rank holds a slice of the batch.
+    def _loss_terms(self, x: torch.Tensor, y: torch.Tensor) -> dict:
+        return self.model.loss_terms(x, y, self.config)
+
+    def _batch_values(self, values: torch.Tensor) -> torch.Tensor:
+        """The logged loss values of the whole batch (every rank must see the same, finite or not)."""
+        return values
 
     # --- divergence ------------------------------------------------------------
     def _weights_finite(self) -> bool:
