@@ -22,6 +22,7 @@ from PySide6.QtCore import Qt, QtMsgType, qInstallMessageHandler  # noqa: E402
 from PySide6.QtWidgets import QFileDialog, QMessageBox  # noqa: E402
 
 from clipvae_studio.core import preset  # noqa: E402
+from clipvae_studio.core.studio import BUSY_STATES  # noqa: E402
 from clipvae_studio.core.idx import write_idx  # noqa: E402
 from clipvae_studio.gui import MainWindow  # noqa: E402
 from qt_helpers import MessageRecorder, action, open_window  # noqa: E402
@@ -77,7 +78,7 @@ def same_weights(a: dict, b: dict) -> bool:
 
 def settle(qtbot, window):
     """Wait until the worker and the window agree that nothing runs."""
-    qtbot.waitUntil(lambda: not window.worker.busy and window.state not in ("running", "paused"), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not window.worker.busy and window.state not in BUSY_STATES, timeout=WAIT_MS)
 
 
 # --- crash recovery -----------------------------------------------------------------------------
@@ -403,7 +404,7 @@ def test_random_storm_of_toolbar_actions_ends_consistent(qtbot, mnist5k, monkeyp
         triggered[name] += 1
         qtbot.wait(rng.choice((0, 0, 1, 5, 20)))
         if i % 50 == 49:  # now and then let the dust settle and check the invariants
-            qtbot.waitUntil(lambda: window.worker.busy == (window.state in ("running", "paused")), timeout=WAIT_MS)
+            qtbot.waitUntil(lambda: window.worker.busy == (window.state in BUSY_STATES), timeout=WAIT_MS)
             qtbot.wait(50)
             assert {n: action(window, n).isEnabled() for n in CONTROLS} == expected_enabled(window)
     assert all(count > 0 for count in triggered.values()), triggered

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from .config import MODEL_FIELDS, TrainConfig
-from .events import LOSS_TERMS, ErrorEvent, EvalEvent, LatentSnapshot, StateEvent, StepEvent, WeightsEvent
+from .events import CURVE_KEYS, ErrorEvent, EvalEvent, LatentSnapshot, StateEvent, StepEvent, WeightsEvent
 from .history_csv import write_history_csv
 from .live_fields import LIVE_FIELDS
 from .observable import EventGroup
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 STATES = ("idle", "running", "paused", "stopping", "stopped", "finished", "error")
 BUSY_STATES = ("running", "paused", "stopping")  # a run loop is alive
-CURVE_KEYS = ("total",) + LOSS_TERMS  # the loss history's value columns, one curve each
 EMIT_INTERVAL_S = 1 / 30  # loss batches: at most ~30 a second
 RATE_WINDOW_S = 2.0  # samples/s is measured over the last ~2 s of steps
 
@@ -190,8 +189,8 @@ class Studio:
         self.stop_and_wait()
         self.dataset = dataset
         self.dataset_source = tuple(source) if source else (dataset.name, None)
-        self.events.dataset.emit(dataset)
         self.new_model(config)
+        self.events.dataset.emit(dataset)
 
     def open(self, path) -> "Trainer":
         """Load a checkpoint and continue from it; raises CheckpointError (the current model stays)."""
