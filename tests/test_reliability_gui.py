@@ -421,3 +421,45 @@ def test_random_storm_of_toolbar_actions_ends_consistent(qtbot, mnist5k, monkeyp
     settle(qtbot, window)
     assert all(np.isfinite(window.trainer.history["total"]))
     assert not qt_warnings
+
+
+# --- the reference-count guard (gui/refcount_guard.py), applied at start-up only where needed ---
+GUARD_PROBE = textwrap.dedent("""
+    import sys
+    from clipvae_studio.gui import refcount_guard
+    applied = refcount_guard.guard_if_needed() if sys.argv[1] == "guard" else False
+    from PySide6.QtCore import QObject, Signal
+    class Emitter(QObject):
+        ping = Signal()
+    emitter = Emitter()
+    for _ in range(20000):  # about 12 s of a training studio's signals
+        emitter.ping.emit()
+    print("alive", applied)
+""")
+
+
+def test_refcount_guard_version_check():
+    from clipvae_studio.gui.refcount_guard import may_need_guard
+
+    assert may_need_guard((3, 11, 7), "cpython") and may_need_guard((3, 10, 0), "cpython")
+    assert not may_need_guard((3, 12, 0), "cpython") and not may_need_guard((3, 13, 1), "cpython")
+    assert not may_need_guard((3, 10, 0), "pypy")
+
+
+def test_refcount_guard_prevents_the_abort_it_is_for():
+    from clipvae_studio.gui.refcount_guard import bindings_drop_references, may_need_guard
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+
+    def probe(mode):
+        return subprocess.run([sys.executable, "-c", GUARD_PROBE, mode], cwd=root, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    guarded, unguarded = probe("guard"), probe("none")
+    assert guarded.returncode == 0, guarded.stderr
+    if may_need_guard() and bindings_drop_references():  # e.g. PySide6 6.12 on CPython 3.11
+        assert unguarded.returncode != 0 and "dealloc" in unguarded.stderr  # what the guard prevents
+        assert "alive True" in guarded.stdout
+    else:  # nothing to prevent here, and the guard stays off
+        assert unguarded.returncode == 0 and "alive False" in guarded.stdout
