@@ -13,6 +13,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pytest  # noqa: E402
 
+from clipvae_studio.gui.process_setup import prepare_process  # noqa: E402
+
+prepare_process()  # what the app does at start-up (gui/app.py); tests build windows directly
+
+
+@pytest.fixture(autouse=True)
+def _gui_thread_garbage_collection(request):
+    """GUI tests collect garbage on the GUI thread, as the app does once its QApplication exists."""
+    if "qtbot" in request.fixturenames or "qapp" in request.fixturenames:
+        request.getfixturevalue("qapp")
+        from clipvae_studio.gui.process_setup import collect_garbage_in_gui_thread
+
+        collect_garbage_in_gui_thread()
+
 
 @pytest.fixture(scope="session")
 def mnist5k():

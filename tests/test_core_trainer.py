@@ -1,6 +1,6 @@
 """The Qt-free training loop: control from another thread, events, determinism, divergence."""
+import math
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -59,34 +59,51 @@ def test_same_seed_same_run(mnist5k):
     assert other.history["total"] != runs[0]
 
 
+class EventLog:
+    """The trainer's events in order, and a way to wait for one (no sleeps, no wall-clock bounds)."""
+
+    def __init__(self, trainer):
+        self.events = []
+        self._cv = threading.Condition()
+        trainer.add_listener(self._record)
+
+    def _record(self, event):
+        with self._cv:
+            self.events.append(event)
+            self._cv.notify_all()
+
+    def wait_for(self, predicate, timeout=60):
+        with self._cv:
+            assert self._cv.wait_for(lambda: any(predicate(e) for e in self.events), timeout), "never happened"
+            return len(self.events)
+
+    def after(self, index, kind):
+        with self._cv:
+            return [e for e in self.events[index:] if isinstance(e, kind)]
+
+
 def test_pause_step_resume_stop_from_another_thread(mnist5k):
     trainer = Trainer(small(), mnist5k, eval_size=100)
+    log = EventLog(trainer)
     result = {}
     thread = threading.Thread(target=lambda: result.update(trainer.run()))
     thread.start()
-    deadline = time.monotonic() + 10
-    while trainer.step_count < 5 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    log.wait_for(lambda e: isinstance(e, StepEvent) and e.step >= 5)
     trainer.pause()
-    time.sleep(0.3)
+    paused_index = log.wait_for(lambda e: isinstance(e, StateEvent) and e.state == "paused")
     paused_at = trainer.step_count
-    time.sleep(0.3)
-    assert trainer.step_count == paused_at and trainer.state == "paused"
     trainer.step()
-    deadline = time.monotonic() + 5
-    while trainer.step_count == paused_at and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.2)
-    assert trainer.step_count == paused_at + 1
+    # the paused loop takes exactly the one queued step, then shows it (a snapshot) and waits again
+    log.wait_for(lambda e: isinstance(e, LatentSnapshot) and e.step == paused_at + 1)
+    assert [e.step for e in log.after(paused_index, StepEvent)] == [paused_at + 1]
+    assert trainer.step_count == paused_at + 1 and trainer.state == "paused"
     trainer.resume()
-    time.sleep(0.3)
-    assert trainer.step_count > paused_at + 1
-    t0 = time.monotonic()
+    log.wait_for(lambda e: isinstance(e, StepEvent) and e.step > paused_at + 1)
     trainer.stop()
-    thread.join(5)
+    thread.join(60)
     assert not thread.is_alive()
-    assert time.monotonic() - t0 < 1.0  # includes the final evaluation on 100 images
     assert result["state"] == "stopped" and trainer.state == "stopped"
+    assert isinstance(log.events[-1], StateEvent) and log.events[-1].state == "stopped"
 
 
 def test_step_when_idle_is_synchronous(mnist5k):
@@ -113,17 +130,27 @@ def test_nonfinite_loss_stops_and_leaves_finite_weights(mnist5k):
 
 
 def test_time_budget(mnist5k):
+    # The budget counts training time, not wall time: the run ends at the first step that reaches it.
     trainer = Trainer(small(), mnist5k, eval_size=100)
+    trainer.step()  # counts as training time before this run
+    trained = [trainer.train_seconds]  # the training time before each step of the run, and after the last
+    trainer.add_listener(lambda e: trained.append(trainer.train_seconds) if isinstance(e, StepEvent) else None)
     summary = trainer.run(time_budget=0.5)
-    assert summary["state"] == "finished" and 0.5 <= summary["seconds"] < 1.5
+    used = [t - trained[0] for t in trained]
+    assert summary["state"] == "finished" and summary["steps"] == len(used) - 1 < trainer.total_steps - 1
+    assert used[-2] < 0.5 <= used[-1] == pytest.approx(summary["seconds"], abs=1e-3)
 
 
 def test_cosine_schedule_completes_within_a_time_budget(mnist5k):
     # epochs far beyond what 0.5 s allows: the time budget, not the step plan, ends the decay
     trainer = Trainer(small(lr_schedule="cosine", epochs=10**5), mnist5k, eval_size=100)
-    lrs = []
-    trainer.add_listener(lambda e: lrs.append(e.lr) if isinstance(e, StepEvent) else None)
-    trainer.run(time_budget=0.5)
-    assert lrs[0] == pytest.approx(trainer.config.lr, rel=0.05)
-    assert lrs[-1] < 0.1 * trainer.config.lr
-    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    lrs, trained = [], [0.0]  # each step's rate; the training time before each step, and after the last
+    trainer.add_listener(lambda e: (lrs.append(e.lr), trained.append(trainer.train_seconds))
+                         if isinstance(e, StepEvent) else None)
+    summary = trainer.run(time_budget=0.5)
+    lr = trainer.config.lr
+    # each step's rate follows the cosine over the share of the budget used before it (no wall-clock bound)
+    expected = [0.5 * lr * (1 + math.cos(math.pi * min(1.0, t / 0.5))) for t in trained[:-1]]
+    assert lrs == pytest.approx(expected, rel=1e-6, abs=1e-12)
+    assert lrs[0] == pytest.approx(lr) and all(a >= b for a, b in zip(lrs, lrs[1:]))
+    assert summary["state"] == "finished" and trained[-1] >= 0.5  # the budget, not the epochs, ended it

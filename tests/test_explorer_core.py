@@ -127,3 +127,31 @@ def test_tsne_of_image_and_label_latents(model, mnist5k):
 
     with pytest.raises(Cancelled):
         embed_clusters(ClusterInput(data.image_mu, data.labels, data.indices, data.label_mu), should_stop=stop)
+
+
+def test_label_mixing_and_gallery_pictures_in_core(mnist5k):
+    """The explorer's views hand numbers to core.generation and get latents or pictures back."""
+    import numpy as np
+    import torch
+
+    from clipvae_studio.core import Trainer, preset
+    from clipvae_studio.core.explore import inference_copy
+    from clipvae_studio.core.generation import gallery_picture, label_points, mix_labels
+
+    trainer = Trainer(preset("studio").with_values(width=32, depth=1, snapshot_size=50), mnist5k, eval_size=50)
+    model = inference_copy(trainer.model)
+    protos = model.label_latents().numpy()
+    weights = np.zeros(model.num_labels, np.float32)
+    weights[[2, 7]] = 0.25, 0.75
+    assert np.allclose(mix_labels(model, weights), 0.25 * protos[2] + 0.75 * protos[7], atol=1e-5)
+    assert np.allclose(label_points(model, (3, 1)), protos[[3, 1]])
+    c, h, w = mnist5k.image_shape
+    n = 3
+    grid = lambda rows: (c if c == 3 else 3, rows * (h + 2) + 2, n * (w + 2) + 2)  # noqa: E731 (make_grid's size)
+    assert tuple(gallery_picture(model, "noise", n, seed=0).shape) == grid(n)
+    assert tuple(gallery_picture(model, "labels", n, seed=0).shape) == grid(model.num_labels)
+    assert tuple(gallery_picture(model, "corners", n, seed=0).shape) == grid(n)
+    ends = label_points(model, (0, 1))
+    line = gallery_picture(model, "interpolate", n, seed=0, ends=ends)
+    assert tuple(line.shape) == grid(1)
+    assert torch.equal(gallery_picture(model, "noise", n, seed=4), gallery_picture(model, "noise", n, seed=4))

@@ -317,3 +317,21 @@ def test_a_failed_model_load_is_reported_and_the_window_stays_open(qtbot, monkey
     assert window.isVisible() and window.trainer is None
     assert window.status_labels["state"].text() == "Could not load the model"
     assert not window.action_start.isEnabled() and not any(e.isEnabled() for e in window.settings_panel.editors.values())
+
+
+def test_stop_says_stopping_at_once_and_start_runs_again(qtbot, mnist5k):
+    window = make_window(qtbot, mnist5k)
+    action(window, "actionStart").trigger()
+    qtbot.waitUntil(lambda: window.state == "running" and window.trainer.step_count > 0, timeout=WAIT_MS)
+    action(window, "actionStop").trigger()
+    # the studio model says so before the loop has finished its step (no event loop turn needed)
+    assert window.state == "stopping" and window.status_labels["state"].text() == "Stopping…"
+    assert not action(window, "actionStop").isEnabled() and not action(window, "actionStep").isEnabled()
+    assert action(window, "actionStart").isEnabled()  # Start while stopping: run again once the loop ends
+    action(window, "actionStart").trigger()
+    stopped_at = window.trainer.step_count
+    qtbot.waitUntil(lambda: window.state == "running" and window.trainer.step_count > stopped_at + 2,
+                    timeout=WAIT_MS)
+    action(window, "actionStop").trigger()
+    qtbot.waitUntil(lambda: window.state == "stopped" and not window.worker.busy, timeout=WAIT_MS)
+    assert window.status_labels["state"].text() == "Stopped"

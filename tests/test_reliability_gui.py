@@ -22,6 +22,7 @@ from PySide6.QtCore import Qt, QtMsgType, qInstallMessageHandler  # noqa: E402
 from PySide6.QtWidgets import QFileDialog, QMessageBox  # noqa: E402
 
 from clipvae_studio.core import preset  # noqa: E402
+from clipvae_studio.core.studio import BUSY_STATES  # noqa: E402
 from clipvae_studio.core.idx import write_idx  # noqa: E402
 from clipvae_studio.gui import MainWindow  # noqa: E402
 from qt_helpers import MessageRecorder, action, open_window  # noqa: E402
@@ -77,7 +78,7 @@ def same_weights(a: dict, b: dict) -> bool:
 
 def settle(qtbot, window):
     """Wait until the worker and the window agree that nothing runs."""
-    qtbot.waitUntil(lambda: not window.worker.busy and window.state not in ("running", "paused"), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not window.worker.busy and window.state not in BUSY_STATES, timeout=WAIT_MS)
 
 
 # --- crash recovery -----------------------------------------------------------------------------
@@ -403,7 +404,7 @@ def test_random_storm_of_toolbar_actions_ends_consistent(qtbot, mnist5k, monkeyp
         triggered[name] += 1
         qtbot.wait(rng.choice((0, 0, 1, 5, 20)))
         if i % 50 == 49:  # now and then let the dust settle and check the invariants
-            qtbot.waitUntil(lambda: window.worker.busy == (window.state in ("running", "paused")), timeout=WAIT_MS)
+            qtbot.waitUntil(lambda: window.worker.busy == (window.state in BUSY_STATES), timeout=WAIT_MS)
             qtbot.wait(50)
             assert {n: action(window, n).isEnabled() for n in CONTROLS} == expected_enabled(window)
     assert all(count > 0 for count in triggered.values()), triggered
@@ -420,3 +421,45 @@ def test_random_storm_of_toolbar_actions_ends_consistent(qtbot, mnist5k, monkeyp
     settle(qtbot, window)
     assert all(np.isfinite(window.trainer.history["total"]))
     assert not qt_warnings
+
+
+# --- the reference-count guard (gui/refcount_guard.py), applied at start-up only where needed ---
+GUARD_PROBE = textwrap.dedent("""
+    import sys
+    from clipvae_studio.gui import refcount_guard
+    applied = refcount_guard.guard_if_needed() if sys.argv[1] == "guard" else False
+    from PySide6.QtCore import QObject, Signal
+    class Emitter(QObject):
+        ping = Signal()
+    emitter = Emitter()
+    for _ in range(20000):  # about 12 s of a training studio's signals
+        emitter.ping.emit()
+    print("alive", applied)
+""")
+
+
+def test_refcount_guard_version_check():
+    from clipvae_studio.gui.refcount_guard import may_need_guard
+
+    assert may_need_guard((3, 11, 7), "cpython") and may_need_guard((3, 10, 0), "cpython")
+    assert not may_need_guard((3, 12, 0), "cpython") and not may_need_guard((3, 13, 1), "cpython")
+    assert not may_need_guard((3, 10, 0), "pypy")
+
+
+def test_refcount_guard_prevents_the_abort_it_is_for():
+    from clipvae_studio.gui.refcount_guard import bindings_drop_references, may_need_guard
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+
+    def probe(mode):
+        return subprocess.run([sys.executable, "-c", GUARD_PROBE, mode], cwd=root, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    guarded, unguarded = probe("guard"), probe("none")
+    assert guarded.returncode == 0, guarded.stderr
+    if may_need_guard() and bindings_drop_references():  # e.g. PySide6 6.12 on CPython 3.11
+        assert unguarded.returncode != 0 and "dealloc" in unguarded.stderr  # what the guard prevents
+        assert "alive True" in guarded.stdout
+    else:  # nothing to prevent here, and the guard stays off
+        assert unguarded.returncode == 0 and "alive False" in guarded.stdout

@@ -6,7 +6,6 @@ loader opens the published reference's plain state_dict (docs/architecture.md, "
 """
 from __future__ import annotations
 
-import io
 import math
 import os
 import pickle
@@ -290,10 +289,3 @@ def _load_weights(model: CLIPVAE, state: dict, path: Path) -> None:
 def _to_cpu(state):
     return map_tensors(lambda t: t.detach().cpu(), state)
 
-
-def checkpoint_bytes(model: CLIPVAE, config: TrainConfig) -> bytes:
-    """The checkpoint as bytes (for tests and clipboard-free transfers)."""
-    buffer = io.BytesIO()
-    torch.save({"format": FORMAT, "version": VERSION, "config": config.to_dict(),
-                "architecture": model.architecture(), "model": model.state_dict()}, buffer)
-    return buffer.getvalue()

@@ -8,6 +8,7 @@ import numpy as np
 # The loss terms a step reports (StepEvent.losses has these and "total"). label_match and prior_mmd
 # are optional (weight 0 in the reference): reported as 0 when not computed.
 LOSS_TERMS = ("clip", "kld_image", "kld_label", "rec_image", "ce_label", "label_match", "prior_mmd")
+CURVE_KEYS = ("total",) + LOSS_TERMS  # the loss history's value columns (one plot curve each)
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Generating images: from noise, from a label's posterior, from blends of label latents."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .model import CLIPVAE
@@ -79,3 +80,37 @@ def save_grid(picture: torch.Tensor, path) -> None:
     from torchvision.utils import save_image
 
     save_image(picture, str(path))
+
+
+# --- what the explorer's views ask for: numpy in, pictures or latents out (views build no tensors) ---
+def mix_labels(model: CLIPVAE, weights) -> "np.ndarray":
+    """The latent of one weighted mixture of label latents (weights: num_labels numbers)."""
+    w = torch.as_tensor(np.asarray(weights, dtype=np.float32)[None])
+    return blend_latents(model, w)[0].cpu().numpy()
+
+
+def label_points(model: CLIPVAE, labels) -> "np.ndarray":
+    """The label latents (means) of `labels`: len(labels) x z_dim numpy."""
+    one_hot = torch.zeros(len(labels), model.num_labels)
+    one_hot[torch.arange(len(labels)), torch.as_tensor(list(labels), dtype=torch.long)] = 1.0
+    return blend_latents(model, one_hot).cpu().numpy()
+
+
+def gallery_picture(model: CLIPVAE, mode: str, n: int, seed: int, *, temperature: float = 1.0,
+                    corners=(0, 1, 2, 3), length: float = 1.0, ends=None) -> torch.Tensor:
+    """The gallery's picture (a make_grid C x H x W in [0, 1]) for one of its modes:
+    "noise" (n x n samples of the prior), "labels" (n samples of each label's posterior, a row per
+    label), "corners" (an n x n bilinear blend of four labels' latents, scaled by `length`) or
+    "interpolate" (n points on the line between the two latents `ends`). A fixed seed: while
+    training the same noise is decoded by newer weights."""
+    generator = torch.Generator().manual_seed(int(seed))
+    if mode == "noise":
+        images = sample_noise(model, n * n, generator)
+    elif mode == "labels":
+        images = torch.cat([sample_label(model, label, n, generator, temperature)
+                            for label in range(model.num_labels)])
+    elif mode == "corners":
+        images = label_blend(model, corner_weights(tuple(corners), model.num_labels, n) * length)
+    else:
+        images = interpolate(model, ends[0], ends[1], n)
+    return image_grid(images, n)

@@ -142,6 +142,9 @@ class Trainer:
         """Train until the planned epochs, max_steps, time_budget seconds of training, stop() or an error."""
         try:
             return self._run(max_steps, time_budget)
+        except Exception:
+            self._set_state("error")  # not "running": a later step() must step, not queue for a dead loop
+            raise
         finally:
             self._budget = None  # a later step() follows the planned epochs again
 
@@ -292,6 +295,7 @@ class Trainer:
         self.step_count = step
         for key in HISTORY_KEYS:
             del self.history[key][self._history_length_at(step):]
+        self.eval_history = [m for m in self.eval_history if m["step"] <= step]
         self._emit(ErrorEvent(failed_at, f"the loss became non-finite at step {failed_at} "
                               f"(total={values[0]}); training stopped and the weights were rolled back "
                               f"to step {step}. Lower the learning rate and start again.",

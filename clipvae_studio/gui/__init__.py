@@ -1,5 +1,5 @@
-"""PySide6 views over the Qt-free core."""
-from . import refcount_guard  # noqa: F401  (before any Qt use: PySide6 6.12 on Python < 3.12, see there)
+"""PySide6 views over the Qt-free core. Start-up (gui/app.py) prepares the process first
+(gui/process_setup.py); importing this package changes nothing process-wide."""
 
 
 def __getattr__(name):

@@ -5,7 +5,11 @@ import sys
 
 
 def create_application():
-    """The QApplication (made once) with names, icon and the saved theme applied."""
+    """The QApplication (made once) with names, icon and the saved theme applied, after the
+    process-wide settings (gui/process_setup.py)."""
+    from .process_setup import collect_garbage_in_gui_thread, prepare_process
+
+    prepare_process()  # before any other Qt use: the reference-count guard, thread tuning
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
@@ -14,6 +18,7 @@ def create_application():
     from .main_window import settings_file
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    collect_garbage_in_gui_thread()
     app.setApplicationName("CLIP-VAE Studio")
     app.setOrganizationName("clipvae-studio")
     app.setDesktopFileName("clipvae-studio")

@@ -2,8 +2,6 @@
 torchvision sets may download)."""
 from __future__ import annotations
 
-import threading
-
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QProgressDialog
 
@@ -23,17 +21,18 @@ def detect_folder_kind(path) -> str:
 
 
 class DatasetLoad(QObject):
-    """One load in a Python thread; `finished(dataset, error_text)` arrives on the GUI thread."""
+    """One load as a background job (gui/background_jobs.py), with a progress dialog;
+    `finished(dataset, error_text)` arrives on the GUI thread."""
 
-    progressed = Signal(int, int)
     finished = Signal(object, object)
 
     def __init__(self, kind: str, path=None, parent=None):
         super().__init__(parent)
         self.kind, self.path = kind, path
         self.dialog: QProgressDialog | None = None
+        self.job = None
 
-    def start(self, parent_widget=None, show_progress: bool = True) -> None:
+    def start(self, jobs, parent_widget=None, show_progress: bool = True) -> None:
         if show_progress:
             where = f" from {self.path}" if self.path else ""
             self.dialog = QProgressDialog(f"Loading {DATASET_TITLES.get(self.kind, self.kind)}{where} ...",
@@ -42,13 +41,28 @@ class DatasetLoad(QObject):
             self.dialog.setWindowModality(Qt.WindowModality.WindowModal)
             self.dialog.setMinimumDuration(300)
             self.dialog.setAutoClose(False)
-            self.progressed.connect(self._progress)
-            self.finished.connect(self._close_dialog)
-        threading.Thread(target=self._load, name=f"load-{self.kind}", daemon=True).start()
+        kind, path = self.kind, self.path
 
-    # Bound methods of this QObject (it lives in the GUI thread), never lambdas: signals emitted
-    # from the loading thread then queue to the GUI thread.
-    def _close_dialog(self, *_args) -> None:
+        def work(_should_stop, progress):
+            from ..core.data import DatasetError, load_dataset  # torch: not needed to show the window
+
+            options = {"progress": progress} if kind == "folder" else {}
+            try:
+                return load_dataset(kind, path, **options), None
+            except DatasetError as exc:
+                return None, str(exc)
+
+        self.job = jobs.submit(work, self._loaded, self._failed, self._progress, name=f"load-{kind}")
+
+    def _loaded(self, result) -> None:
+        self._close_dialog()
+        self.finished.emit(*result)
+
+    def _failed(self, message: str) -> None:  # an unexpected failure still ends the dialog with a message
+        self._close_dialog()
+        self.finished.emit(None, message.split("\n")[0])
+
+    def _close_dialog(self) -> None:
         if self.dialog is not None:
             self.dialog.close()
 
@@ -56,17 +70,3 @@ class DatasetLoad(QObject):
         if self.dialog is not None:
             self.dialog.setMaximum(total)
             self.dialog.setValue(done)
-
-    def _load(self) -> None:
-        from ..core.data import DatasetError, load_dataset  # torch: not needed to show the window
-
-        options = {"progress": lambda done, total: self.progressed.emit(done, total)} if self.kind == "folder" else {}
-        try:
-            dataset = load_dataset(self.kind, self.path, **options)
-        except DatasetError as exc:
-            self.finished.emit(None, str(exc))
-            return
-        except Exception as exc:  # an unexpected failure still ends the progress dialog with a message
-            self.finished.emit(None, f"{type(exc).__name__}: {exc}")
-            return
-        self.finished.emit(dataset, None)

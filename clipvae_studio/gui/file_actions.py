@@ -14,9 +14,8 @@ CHECKPOINT_FILTER = "Checkpoints (*.pt *.pth *.ckpt);;All files (*)"
 
 
 class FileActions:
-    """Needs the MainWindow attributes dataset, trainer, settings, checkpoint_path, loss_plot,
-    metrics_plot, canvas and the methods show_message, _confirm_discard, _stop_and_wait,
-    _install_trainer, _update_title."""
+    """Needs the MainWindow attributes studio (core/studio.py), settings, loss_plot, metrics_plot,
+    canvas and the methods show_message and confirm_discard."""
 
     def open_checkpoint_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", self._last_folder(), CHECKPOINT_FILTER)
@@ -25,62 +24,47 @@ class FileActions:
 
     def open_checkpoint(self, path, confirm: bool = True) -> bool:
         """Load a checkpoint (studio or reference format); on any error the current model stays."""
-        from ..core.checkpoint import CheckpointError, load_checkpoint
-        from ..core.trainer import Trainer
+        from ..core.checkpoint import CheckpointError
 
         path = str(path)
-        if confirm and not self._confirm_discard("Open a checkpoint (replaces the current model)"):
+        if confirm and not self.confirm_discard("Open a checkpoint (replaces the current model)"):
             return False
         try:
-            ckpt = load_checkpoint(path, self.dataset.image_shape, self.dataset.num_labels)
+            self.studio.open(path)
         except CheckpointError as exc:
             self.show_message("Could not open the checkpoint", f"{exc}\n\nThe current model is unchanged.", "error")
             return False
-        self._stop_and_wait()
-        try:
-            trainer = Trainer(ckpt.config, self.dataset, model=ckpt.model, publish_weights=True)
-        except Exception as exc:
-            try:  # e.g. saved for a GPU this machine does not have: train where we can
-                trainer = Trainer(ckpt.config.with_values(device="auto"), self.dataset, model=ckpt.model,
-                                  publish_weights=True)
-            except Exception:
-                self.show_message("Could not open the checkpoint", f"{Path(path).name}: {exc}\n\n"
-                                  "The current model is unchanged.", "error")
-                return False
-        trainer.restore(ckpt.payload())
-        self.checkpoint_path = path
-        self._install_trainer(trainer)
+        except Exception as exc:  # e.g. a trainer that cannot be built here
+            self.show_message("Could not open the checkpoint", f"{Path(path).name}: {exc}\n\n"
+                              "The current model is unchanged.", "error")
+            return False
         self._add_recent(path)
         self.settings.setValue("paths/checkpoint", str(Path(path).parent))
-        self._update_title()
         return True
 
     def save_checkpoint(self) -> bool:
-        if not self.checkpoint_path:
+        if not self.studio.checkpoint_path:
             return self.save_checkpoint_as()
-        return self.save_checkpoint_to(self.checkpoint_path)
+        return self.save_checkpoint_to(self.studio.checkpoint_path)
 
     def save_checkpoint_as(self) -> bool:
-        suggestion = os.path.join(self._last_folder(), f"{self.dataset.name}-{self.trainer.step_count}.pt")
+        studio = self.studio
+        suggestion = os.path.join(self._last_folder(), f"{studio.dataset.name}-{studio.trainer.step_count}.pt")
         path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint", suggestion, CHECKPOINT_FILTER)
         return self.save_checkpoint_to(path) if path else False
 
     def save_checkpoint_to(self, path) -> bool:
-        from ..core.checkpoint import CheckpointError, save_trainer
+        from ..core.checkpoint import CheckpointError
 
         path = str(path)
         try:
-            save_trainer(path, self.trainer, dataset_name=self.dataset.name)
+            self.studio.save(path)
         except CheckpointError as exc:
             self.show_message("Could not save the checkpoint", str(exc), "error")
             return False
-        self.checkpoint_path = path
-        self._saved_step = self.trainer.step_count
         self._add_recent(path)
         self.settings.setValue("paths/checkpoint", str(Path(path).parent))
-        self._update_title()
         self.statusBar().showMessage(f"Saved {path}", 4000)
-        self.checkpointSaved.emit(path)
         return True
 
     def export_loss_csv_dialog(self) -> None:
@@ -91,7 +75,7 @@ class FileActions:
 
     def export_loss_csv(self, path) -> bool:
         try:
-            self.loss_plot.history.write_csv(path)
+            self.studio.export_loss_csv(path)
         except OSError as exc:
             self.show_message("Could not export", f"{path}: {exc.strerror or exc}", "error")
             return False

@@ -7,15 +7,16 @@ import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
+from ..core.events import CURVE_KEYS
 from . import interaction
 from .decade_axis import DecadeAxis
+from .palette import TERM_COLORS, TERM_NAMES
 from .peak_decimation import GrowingPeaks, peak_decimate
 from .style import current_theme, light_grid, plot_colors, style_plot
-from .training_worker import CURVE_KEYS
 
 REDRAW_MS = 100  # at most ten redraws a second, however fast batches arrive
 MAX_REDRAW_MS = 1000
@@ -23,16 +24,12 @@ REDRAW_BUDGET = 0.1  # share of the GUI thread the live redraw may take: slow ma
 LOG_TICK_DENSITY = 2.0  # log y: a label every decade or two instead of every fifth
 EMPTY_STEPS = 100  # an empty plot shows steps 0..100 and, on log y, 0.01..1000: whole decades, no clutter
 EMPTY_LOG_DECADES = (-2, 3)
-TERM_COLORS = {"clip": "#b07aa1", "kld_image": "#4e79a7", "kld_label": "#76b7b2",
-               "rec_image": "#e15759", "ce_label": "#59a14f", "label_match": "#f28e2b",
-               "prior_mmd": "#9c755f"}
-TERM_NAMES = {"total": "total", "clip": "CLIP", "kld_image": "KLD image", "kld_label": "KLD label",
-              "rec_image": "rec. image", "ce_label": "CE label", "label_match": "label match",
-              "prior_mmd": "prior MMD"}
 
 
 class LossHistory:
-    """Per-step loss values in numpy buffers that grow by doubling (appends are amortised O(1))."""
+    """The plot's drawing buffers: the studio's loss history (the trainer's lists, core/studio.py)
+    as numpy arrays that grow by doubling (appends are amortised O(1)). The plot is fed from that
+    one history: batches of its new rows, and the whole of it again when the trainer rolls back."""
 
     def __init__(self, keys=CURVE_KEYS, capacity: int = 4096):
         self.keys = tuple(keys)
@@ -150,8 +147,6 @@ def ema_debiased(values: np.ndarray, weight: float) -> np.ndarray:
 
 class LossPlot(QWidget):
     """Container: a small control row above the pyqtgraph PlotWidget `lossPlot`."""
-
-    curveVisibilityChanged = Signal(str, bool)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -324,7 +319,6 @@ class LossPlot(QWidget):
             toggle.blockSignals(True)
             toggle.setChecked(visible)
             toggle.blockSignals(False)
-        self.curveVisibilityChanged.emit(key, visible)
 
     def apply_theme(self) -> None:
         style_plot(self.plot_widget)

@@ -1,115 +1,77 @@
 """The studio's main window: the training toolbar, the latent map in the middle, settings on the
-left, live loss and metrics plots below, and a status bar. The window holds the current dataset,
-trainer and inference model; the explorer and recovery modules attach to it (install_*)."""
+left, live loss and metrics plots below, and a status bar. What is open (dataset, trainer, history,
+run state, checkpoint) is the studio model, `window.studio` (core/studio.py); the window shows it
+through `window.signals` (gui/studio_signals.py) and forwards the user's intent to it. The explorer
+and recovery modules attach to the window (install_*)."""
 from __future__ import annotations
 
-import sys
 import time
-from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (QApplication, QComboBox, QDockWidget, QFileDialog, QLabel, QMainWindow,
                                QMessageBox, QSizePolicy, QToolBar, QWidget)
 
 from ..core.config import MODEL_FIELDS, PRESETS, TrainConfig, preset
 from ..core.paths import studio_home
+from ..core.studio import BUSY_STATES, Studio
 from . import style
+from .background_jobs import BackgroundJobs
 from .dataset_loader import DATASET_TITLES, DatasetLoad, detect_folder_kind
 from .file_actions import FileActions
 from .icons import app_icon, icon
 from .latent_canvas import LatentCanvas
 from .loss_plot import LossPlot
 from .metrics_plot import MetricsPlot
-from .settings_panel import LIVE_FIELDS, SettingsPanel
+from .settings_panel import SettingsPanel
+from .studio_signals import StudioSignals
 from .training_worker import TrainingWorker
 
 if TYPE_CHECKING:  # torch-using core modules are imported where used: the window shows before torch loads
     from ..core.trainer import Trainer
 
 BUILTIN_DATASETS = ("mnist5k", "mnist", "fashion-mnist", "kmnist")
-STATE_TEXT = {"idle": "Ready", "running": "Training", "paused": "Paused", "stopped": "Stopped",
-              "finished": "Finished", "error": "Stopped (error)"}
+STATE_TEXT = {"idle": "Ready", "running": "Training", "paused": "Paused", "stopping": "Stopping…",
+              "stopped": "Stopped", "finished": "Finished", "error": "Stopped (error)"}
 
 
 def settings_file() -> Path:
     return studio_home() / "studio.ini"
 
 
-_GUI_THREAD_GC = []  # pyqtgraph's GarbageCollector, once per process
-
-
-def collect_garbage_in_gui_thread() -> None:
-    """Python's cycle collector runs in whichever thread happens to allocate, which while training
-    is mostly the training thread; a Qt object freed there is destroyed in the wrong thread (Qt
-    warned "Timers cannot be started from another thread" in ~1 of 20 runs of the click-storm test,
-    and it can crash). pyqtgraph's GarbageCollector turns automatic collection off and collects on
-    a timer of the GUI thread instead, generation by generation with Python's own thresholds."""
-    if not _GUI_THREAD_GC:
-        from pyqtgraph.util.garbage_collector import GarbageCollector
-
-        _GUI_THREAD_GC.append(GarbageCollector(interval=0.5))
-
-
-def tune_process_for_training() -> None:
-    """Process-wide settings that keep the GUI thread from slowing the training thread.
-
-    - One BLAS thread for numpy: its matrices here are small (PCA of a 2,000 x 16 snapshot), and
-      spare OpenBLAS threads spin while waiting, taking the core the training thread needs
-      (measured: a 1 ms SVD took ~100 ms of wall time while training).
-    - A 1 ms GIL switch interval (Python's default is 5 ms): the training thread releases the GIL
-      in every torch op and must take it back after; while the GUI thread runs Python (painting
-      plots) it would otherwise wait up to 5 ms per op (measured ~+30% steps/s with the window
-      drawing, same run, alternating the setting).
-    """
-    sys.setswitchinterval(0.001)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # scikit-learn brings it; without it numpy keeps its default
-        return
-    threadpool_limits(limits=1, user_api="blas")
-
-
 class MainWindow(FileActions, QMainWindow):
-    inferenceModelChanged = Signal(object)  # a new CPU eval CLIPVAE each time weights are published
-    datasetChanged = Signal(object)  # the new ImageDataset
-    trainerChanged = Signal(object)  # a new core Trainer (reset, new model, checkpoint, dataset)
-    snapshotReceived = Signal(object)  # each LatentSnapshot, after the canvas has drawn it
-    stateChanged = Signal(str)  # trainer state: idle, running, paused, stopped, finished, error
-    checkpointSaved = Signal(str)
-
     def __init__(self, dataset=None, config: TrainConfig | None = None, parent=None, *, defer_model: bool = False):
         """With defer_model the window is built without torch (importing it is most of a start) and
         load_model() must be called, ideally once the window is on screen (load_model_when_shown):
         the person sees the whole window at once and it comes alive a moment later."""
         super().__init__(parent)
         self.setObjectName("MainWindow")
-        tune_process_for_training()
-        collect_garbage_in_gui_thread()
         self.settings = QSettings(str(settings_file()), QSettings.Format.IniFormat)
         app = QApplication.instance()
         if app is not None and app.property("clipvaeTheme") is None:
             style.apply_theme(app, str(self.settings.value("view/theme", "light")))
         self.setWindowIcon(app_icon())
         self.messages: list[tuple[str, str, str]] = []  # (kind, title, text), newest last
-        self.state = "idle"
-        self.checkpoint_path: str | None = None
-        self.inference_model = None
-        self.trainer: Trainer | None = None
-        self._saved_step = 0
-        self._rate_window: deque = deque()
-        self._samples_per_second = 0.0
         self._dataset_load: DatasetLoad | None = None
+        self.jobs = BackgroundJobs(self, name="studio-jobs")  # off-thread work other than training
 
         saved_preset = str(self.settings.value("training/preset", "studio"))
         self.preset_name = saved_preset if saved_preset in PRESETS else "studio"
         self._explicit_dataset = dataset is not None  # then the saved last dataset is not reloaded
-        self.dataset = dataset  # the bundled set is loaded by load_model when none is given
-        self.dataset_source = ("mnist5k", None) if dataset is None else (dataset.name, None)
-        config = config or preset(self.preset_name)
-        self._first_config = config
+        # The studio model; the bundled set is loaded by load_model when no dataset is given.
+        self.worker = TrainingWorker()  # the training thread
+        self.signals = StudioSignals(self)
+        self.studio = Studio(config or preset(self.preset_name), dataset,
+                             ("mnist5k", None) if dataset is None else (dataset.name, None),
+                             executor=self.worker, post=self.signals.post)
+        self.worker.studio = self.studio
+        self.signals.observe(self.studio)
+        # the studio's signals under the names the window's observers (explorer, recovery) use
+        self.stateChanged = self.signals.stateChanged
+        self.inferenceModelChanged = self.signals.inferenceModelChanged
+        self.datasetChanged = self.signals.datasetChanged
 
         self.canvas = LatentCanvas()
         self.setCentralWidget(self.canvas)
@@ -127,14 +89,17 @@ class MainWindow(FileActions, QMainWindow):
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
 
-        self.worker = TrainingWorker()
-        self.worker.lossBatch.connect(self._on_loss_batch)
-        self.worker.evaluated.connect(self._on_evaluated)
-        self.worker.snapshotReady.connect(self._on_snapshot)
-        self.worker.weightsReady.connect(self._on_weights)
-        self.worker.stateChanged.connect(self._on_state)
-        self.worker.errorOccurred.connect(self._on_error)
-        self.worker.runFinished.connect(self._on_run_finished)
+        signals = self.signals
+        signals.trainerChanged.connect(self._on_trainer)
+        signals.lossBatch.connect(self._on_loss_batch)
+        signals.evaluated.connect(self.metrics_plot.add_metrics)
+        signals.snapshotReady.connect(self.canvas.set_snapshot)
+        signals.inferenceModelChanged.connect(self.canvas.set_model)
+        signals.stateChanged.connect(self._on_state)
+        signals.errorOccurred.connect(self._on_error)
+        signals.runFinished.connect(self._update_actions)
+        signals.datasetChanged.connect(self._on_dataset)
+        signals.documentChanged.connect(self._update_title)
 
         self._build_actions()
         self._build_toolbar()
@@ -158,15 +123,14 @@ class MainWindow(FileActions, QMainWindow):
             return
         from ..core.data import load_dataset
         from ..core.speed import reserve_cores
-        from ..core.trainer import Trainer
         from .explorer import use_one_torch_thread_here
         from .recovery import install_recovery
 
         reserve_cores(1)  # training threads leave one core to this window's event loop
-        if self.dataset is None:
-            self.dataset = load_dataset("mnist5k")
+        if self.studio.dataset is None:
+            self.studio.dataset = load_dataset("mnist5k")
         self.canvas.set_dataset(self.dataset)
-        self._install_trainer(Trainer(self._first_config, self.dataset, publish_weights=True))
+        self.studio.new_model()
         use_one_torch_thread_here()
         install_recovery(self)
         self._set_loading(False)
@@ -204,7 +168,7 @@ class MainWindow(FileActions, QMainWindow):
         if loading:
             self.settings_panel.lock_all()
         else:
-            self.settings_panel.set_running(self.state in ("running", "paused"))
+            self.settings_panel.set_running(self.state in BUSY_STATES)
         for widget in (self.dataset_combo, self.preset_combo):
             widget.setEnabled(not loading)
         for action in (self.action_open, self.action_save, self.action_save_as, self.action_open_dataset,
@@ -368,56 +332,43 @@ class MainWindow(FileActions, QMainWindow):
         self._status_timer.timeout.connect(self._refresh_status)
         self._status_timer.start()
 
-    # --- trainer lifecycle ----------------------------------------------------------------
-    def _install_trainer(self, trainer: Trainer, *, saved: bool = True) -> None:
-        """Make `trainer` current: worker, plots, canvas and settings follow it."""
-        self.trainer = trainer
-        self.worker.set_trainer(trainer)
-        self._saved_step = trainer.step_count if saved else -1
-        self.settings_panel.set_config(trainer.config)
-        self.loss_plot.set_history(trainer.history)
-        self.metrics_plot.set_rows(trainer.eval_history)
-        self.canvas.clear()
-        self._rate_window.clear()
-        self._samples_per_second = 0.0
-        from ..core.explore import inference_copy
+    # --- the studio model, as the window reads it ---------------------------------------------
+    @property
+    def trainer(self) -> Trainer | None:
+        return self.studio.trainer
 
-        self._set_inference_model(inference_copy(trainer.model))
-        self._on_snapshot(trainer.latent_snapshot(), self.worker.generation)
-        self._on_state(trainer.state, self.worker.generation)
-        self.trainerChanged.emit(trainer)
-        self._update_title()
+    @property
+    def dataset(self):
+        return self.studio.dataset
 
-    def _fresh_trainer(self, config: TrainConfig) -> None:
-        from ..core.trainer import Trainer
+    @property
+    def dataset_source(self) -> tuple:
+        return self.studio.dataset_source
 
-        self._install_trainer(Trainer(config, self.dataset, publish_weights=True))
-        self.checkpoint_path = None
-        self._update_title()
+    @property
+    def state(self) -> str:
+        return self.studio.state
 
-    def _rebuild_keeping_weights(self, config: TrainConfig) -> None:
-        """A new trainer for settings the old one fixed at construction (batch size, seed, ...),
-        continuing from the same weights, optimiser state, step and history."""
-        from ..core.trainer import Trainer
+    @property
+    def checkpoint_path(self) -> str | None:
+        return self.studio.checkpoint_path
 
-        old = self.trainer
-        payload = {"optimizer": old.optimizer.state_dict(), "step": old.step_count,
-                   "history": {k: list(v) for k, v in old.history.items()},
-                   "eval_history": list(old.eval_history), "train_seconds": old.train_seconds}
-        trainer = Trainer(config, self.dataset, model=old.model.cpu(), publish_weights=True)
-        trainer.restore(payload)
-        for group in trainer.optimizer.param_groups:
-            group["weight_decay"] = config.weight_decay
-        saved = self._saved_step == old.step_count
-        self._install_trainer(trainer, saved=saved)
+    @property
+    def inference_model(self):
+        return self.studio.inference_model
 
     @property
     def unsaved(self) -> bool:
-        return self.trainer is not None and self.trainer.step_count > 0 and self.trainer.step_count != self._saved_step
+        return self.studio.unsaved
 
-    def _confirm_discard(self, what: str) -> bool:
+    @property
+    def dataset_loading(self) -> bool:
+        """A dataset is being loaded in the background (it replaces the model when it is in)."""
+        return self._dataset_load is not None
+
+    def confirm_discard(self, what: str) -> bool:
         """Ask before throwing the current model away (training or unsaved); stop training if yes."""
-        busy = self.worker.busy
+        busy = self.studio.busy
         if not busy and not self.unsaved:
             return True
         parts = []
@@ -427,30 +378,30 @@ class MainWindow(FileActions, QMainWindow):
             parts.append(f"The current model ({self.trainer.step_count} steps) is not saved.")
         if not self.show_message(what, " ".join(parts) + f"\n\n{what}?", "question"):
             return False
-        self._stop_and_wait()
+        self.stop_and_wait()
         return True
 
-    def _stop_and_wait(self) -> None:
-        if self.worker.busy and not self.worker.stop_and_wait(5.0):
+    def stop_and_wait(self) -> None:
+        if self.studio.busy and not self.studio.stop_and_wait(5.0):
             self.show_message("Training did not stop", "The training thread did not stop within 5 s.", "warning")
 
     # --- training control -------------------------------------------------------------------
     def start_training(self) -> None:
-        if self.trainer.step_count >= self.trainer.total_steps and not self.worker.busy:
+        if self.studio.planned_epochs_done and not self.studio.busy:
             self.show_message("Planned epochs done",
                               f"The run has reached its {self.trainer.config.epochs} planned epochs. "
                               "Raise 'epochs' in the settings to train further.", "info")
             return
-        self.worker.start()
+        self.studio.start()
 
     def pause_training(self) -> None:
-        self.worker.pause()
+        self.studio.pause()
 
     def stop_training(self) -> None:
-        self.worker.stop()
+        self.studio.stop()
 
     def step_training(self) -> None:
-        self.worker.step()
+        self.studio.step()
 
     def toggle_training(self) -> None:
         if self.state == "running":
@@ -459,69 +410,34 @@ class MainWindow(FileActions, QMainWindow):
             self.start_training()
 
     def reset_model(self) -> None:
-        if not self._confirm_discard("Reset to fresh weights"):
+        if not self.confirm_discard("Reset to fresh weights"):
             return
-        self._fresh_trainer(self.settings_panel.config())
+        self.studio.reset(self.settings_panel.config())
 
-    # --- worker signals (GUI thread) -----------------------------------------------------------
-    def _current(self, generation: int) -> bool:
-        return generation == self.worker.generation
-
-    def _on_loss_batch(self, batch: dict, generation: int) -> None:
-        if not self._current(generation):
-            return
-        self.loss_plot.append_batch(batch)
-        now = time.monotonic()
-        self._rate_window.append((now, int(batch["step"][-1])))
-        while len(self._rate_window) > 2 and now - self._rate_window[0][0] > 2.0:
-            self._rate_window.popleft()
-        (t0, s0), (t1, s1) = self._rate_window[0], self._rate_window[-1]
-        if t1 > t0:
-            self._samples_per_second = (s1 - s0) * self.trainer.config.batch_size / (t1 - t0)
+    # --- studio signals (GUI thread) -----------------------------------------------------------
+    def _on_trainer(self, trainer: Trainer) -> None:
+        """A new trainer is current: settings, plots and map show it (its model, snapshot and
+        state follow as their own signals)."""
+        self.settings_panel.set_config(trainer.config)
+        self.loss_plot.set_history(self.studio.history)
+        self.metrics_plot.set_rows(self.studio.eval_history)
+        self.canvas.clear()
         self._update_title()
 
-    def _on_evaluated(self, metrics: dict, generation: int) -> None:
-        if self._current(generation):
-            self.metrics_plot.add_metrics(metrics)
+    def _on_loss_batch(self, batch: dict) -> None:
+        self.loss_plot.append_batch(batch)
+        self._update_title()
 
-    def _on_snapshot(self, snapshot, generation: int) -> None:
-        if self._current(generation):
-            self.canvas.set_snapshot(snapshot)
-            self.snapshotReceived.emit(snapshot)
-
-    def _on_weights(self, model, generation: int) -> None:
-        """A new CPU eval copy of a consistent weight snapshot (about once a second while
-        training), built by the worker: decoding uses it, never the training model."""
-        if self._current(generation):
-            self._set_inference_model(model)
-
-    def _set_inference_model(self, model) -> None:
-        self.inference_model = model
-        self.canvas.set_model(model)
-        self.inferenceModelChanged.emit(model)
-
-    def _on_state(self, state: str, generation: int) -> None:
-        if not self._current(generation):
-            return
-        self.state = state
-        if state != "running":
-            self._rate_window.clear()
-            self._samples_per_second = 0.0
+    def _on_state(self, state: str) -> None:
         self._update_actions()
-        self.settings_panel.set_running(state in ("running", "paused"))
+        self.settings_panel.set_running(state in BUSY_STATES)
         self._refresh_status()
-        self.stateChanged.emit(state)
 
-    def _on_run_finished(self, summary: dict, generation: int) -> None:
-        if self._current(generation):
-            self._update_actions()
-
-    def _on_error(self, event, generation: int) -> None:
-        if not self._current(generation):
-            return
+    def _on_error(self, event) -> None:
         if event.restored_step is not None:
-            self.loss_plot.truncate_after(event.restored_step)
-            self.metrics_plot.set_rows([r for r in self.metrics_plot.rows if r.get("step", 0) <= event.restored_step])
+            # the trainer cut its history back to the restored step: the plots show that history
+            self.loss_plot.set_history(self.studio.history)
+            self.metrics_plot.set_rows(self.studio.eval_history)
             lower = self.trainer.config.lr / 10
             text = (f"The loss became non-finite at step {event.step}, so training stopped.\n\n"
                     f"The weights were rolled back to step {event.restored_step}, the last finite ones "
@@ -534,23 +450,19 @@ class MainWindow(FileActions, QMainWindow):
         self._update_actions()
 
     def _continue_with_lr(self, lr: float) -> None:
-        if self.worker.busy:
-            return
-        config = self.trainer.config.with_values(lr=lr)
-        self.trainer.config = config
-        self.settings_panel.set_config(config)
-        self.start_training()
+        if self.studio.continue_with_lr(lr):
+            self.settings_panel.set_config(self.trainer.config)
 
     # --- enabled states, status, title ------------------------------------------------------------
     def _update_actions(self) -> None:
         state = self.state
-        running, paused = state == "running", state == "paused"
-        can_train = self.trainer is not None and (paused or self.trainer.step_count < self.trainer.total_steps)
+        running, paused, stopping = state == "running", state == "paused", state == "stopping"
+        can_train = self.studio.can_start  # while stopping, Start runs again once the loop has ended
         self.action_start.setEnabled(not running and can_train)
         self.action_pause.setEnabled(running)
         self.action_stop.setEnabled(running or paused)
-        self.action_step.setEnabled(not running and self.trainer is not None)
-        self.action_reset.setEnabled(not running and self.trainer is not None)
+        self.action_step.setEnabled(not running and not stopping and self.trainer is not None)
+        self.action_reset.setEnabled(not running and not stopping and self.trainer is not None)
         self.action_toggle.setEnabled(running or can_train)
         self.action_start.setText("Resume" if paused else "Start")
 
@@ -562,8 +474,8 @@ class MainWindow(FileActions, QMainWindow):
         labels["state"].setText(STATE_TEXT.get(self.state, self.state))
         labels["step"].setText(f"step {trainer.step_count:,}")
         labels["epoch"].setText(f"epoch {trainer.epoch:.2f} / {trainer.config.epochs}")
-        speed = f"{self._samples_per_second:,.0f} samples/s" if self.state == "running" and self._samples_per_second \
-            else "— samples/s"
+        rate = self.studio.samples_per_second
+        speed = f"{rate:,.0f} samples/s" if self.state == "running" and rate else "— samples/s"
         labels["speed"].setText(speed)
         labels["device"].setText(f"device {trainer.device}")
         ds = self.dataset
@@ -583,29 +495,22 @@ class MainWindow(FileActions, QMainWindow):
     def _setting_edited(self, name: str, value) -> None:
         old = self.trainer.config
         try:
-            config = old.with_values(**{name: value})
+            old.with_values(**{name: value})
         except ValueError as exc:
             self.show_message("Invalid setting", str(exc), "warning")
             self.settings_panel.set_config(old)
             return
-        if name in MODEL_FIELDS:
-            if not self._confirm_discard(f"Change {name} (a fresh model)"):
-                self.settings_panel.set_config(old)
-                return
-            self._fresh_trainer(config)
-        elif name in LIVE_FIELDS or not self.worker.busy:
-            if name in LIVE_FIELDS:
-                self.trainer.config = config  # the loop reads it afresh on its next step
-                self.settings_panel.set_config(config)
-            else:
-                try:
-                    self._rebuild_keeping_weights(config)
-                except Exception as exc:  # e.g. a device that is not there
-                    self.show_message("Cannot apply setting", f"{name}: {exc}", "error")
-                    self.settings_panel.set_config(old)
-                    return
-        else:
+        if name in MODEL_FIELDS and not self.confirm_discard(f"Change {name} (a fresh model)"):
             self.settings_panel.set_config(old)
+            return
+        try:
+            how = self.studio.change_setting(name, value)  # the trainer's rules: core/studio.py
+        except Exception as exc:  # e.g. a device that is not there
+            self.show_message("Cannot apply setting", f"{name}: {exc}", "error")
+            self.settings_panel.set_config(old)
+            return
+        if how in ("live", "locked"):  # (a new trainer shows its own settings)
+            self.settings_panel.set_config(self.trainer.config)
         self._update_actions()
         self._refresh_status()
 
@@ -613,18 +518,18 @@ class MainWindow(FileActions, QMainWindow):
         name = self.preset_combo.currentData()
         if name == self.preset_name:
             return
-        if not self._confirm_discard(f"Switch to the {name} preset (a fresh model)"):
+        if not self.confirm_discard(f"Switch to the {name} preset (a fresh model)"):
             self.preset_combo.setCurrentIndex(self.preset_combo.findData(self.preset_name))
             return
         self.set_preset(name)
 
     def set_preset(self, name: str) -> None:
         """Switch preset without asking (a fresh model); callers confirm first."""
-        self._stop_and_wait()
+        self.stop_and_wait()
         self.preset_name = name
         self.preset_combo.setCurrentIndex(self.preset_combo.findData(name))
         self.settings.setValue("training/preset", name)
-        self._fresh_trainer(preset(name))
+        self.studio.new_model(preset(name))
 
     def _fill_dataset_combo(self) -> None:
         combo = self.dataset_combo
@@ -664,13 +569,13 @@ class MainWindow(FileActions, QMainWindow):
 
     def load_dataset_async(self, kind: str, path=None, confirm: bool = True) -> DatasetLoad | None:
         """Load a dataset off the GUI thread; on success a fresh model trains on it."""
-        if confirm and not self._confirm_discard(f"Switch to {DATASET_TITLES.get(kind, kind)} (a fresh model)"):
+        if confirm and not self.confirm_discard(f"Switch to {DATASET_TITLES.get(kind, kind)} (a fresh model)"):
             return None
-        self._stop_and_wait()
+        self.stop_and_wait()
         load = DatasetLoad(kind, path, self)
-        load.finished.connect(self._dataset_loaded)  # a bound method: queued to the GUI thread
+        load.finished.connect(self._dataset_loaded)
         self._dataset_load = load
-        load.start(self)
+        load.start(self.jobs, self)
         return load
 
     def _dataset_loaded(self, dataset, error) -> None:
@@ -683,17 +588,16 @@ class MainWindow(FileActions, QMainWindow):
 
     def set_dataset(self, dataset, source=None) -> None:
         """Train on `dataset` from now on (a fresh model with the current settings)."""
-        self._stop_and_wait()
-        self.dataset = dataset
-        self.dataset_source = tuple(source) if source else (dataset.name, None)
+        self.stop_and_wait()
+        self.canvas.set_dataset(dataset)
+        self.studio.set_dataset(dataset, source, self.settings_panel.config())
+        if dataset.warnings:
+            self.show_message("Dataset warnings", "\n".join(dataset.warnings), "warning")
+
+    def _on_dataset(self, _dataset) -> None:
         self.settings.setValue("data/kind", self.dataset_source[0])
         self.settings.setValue("data/path", self.dataset_source[1] or "")
         self._fill_dataset_combo()
-        self.canvas.set_dataset(dataset)
-        self._fresh_trainer(self.settings_panel.config())
-        self.datasetChanged.emit(dataset)
-        if dataset.warnings:
-            self.show_message("Dataset warnings", "\n".join(dataset.warnings), "warning")
 
     # --- messages ------------------------------------------------------------------------------------------
     def show_message(self, title: str, text: str, kind: str = "info", on_answer=None):
@@ -783,11 +687,12 @@ class MainWindow(FileActions, QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.save_layout()
+        self.jobs.cancel_all()
         self.worker.shutdown(1000)
         self.loss_plot.timer.stop()
         self._status_timer.stop()
         super().closeEvent(event)
 
     def shutdown(self) -> None:
-        """Stop training and join the worker thread (also done on close)."""
+        """Stop training and join the training thread (also done on close)."""
         self.worker.shutdown(1000)

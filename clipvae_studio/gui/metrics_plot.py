@@ -6,13 +6,15 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from .palette import metric_color
 from .style import style_plot
 
-SERIES = {  # key: (plot, name, colour); short names: the dock is narrow, the axes say the unit
-    "zero_shot_accuracy": ("accuracy", "zero-shot", "#4e79a7"),
-    "label_decoder_accuracy": ("accuracy", "label decoder", "#59a14f"),
-    "recon_nats": ("nats", "rec. image", "#e15759"),
-    "kld_nats": ("nats", "KLD image", "#f28e2b"),
+SERIES = {  # key: (plot, name, colour); short names: the dock is narrow, the axes say the unit.
+    # Each metric has the colour of the loss term it measures (palette.py), as in the loss plot.
+    "zero_shot_accuracy": ("accuracy", "zero-shot", metric_color("zero_shot_accuracy")),
+    "label_decoder_accuracy": ("accuracy", "label decoder", metric_color("label_decoder_accuracy")),
+    "recon_nats": ("nats", "rec. image", metric_color("recon_nats")),
+    "kld_nats": ("nats", "KLD image", metric_color("kld_nats")),
 }
 
 

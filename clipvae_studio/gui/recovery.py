@@ -1,10 +1,11 @@
 """Autosave while training and the offer to restore after a crash.
 
-The window gets a RecoveryController (window.recovery). It writes the current trainer to a
+The window gets a RecoveryController (window.recovery). It writes the studio's trainer to a
 recovery checkpoint every few minutes and whenever training stops or pauses, removes it when
 the window closes with nothing unsaved (and keeps it when training was never saved), and at
 launch offers back what a crashed or unsaved session left (core/autosave.py does the files;
-this module only adds the timer and the questions).
+this module only adds the timer and the questions). It reads and changes what is open through
+the studio model (window.studio, core/studio.py) and uses the window's public methods only.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from PySide6.QtWidgets import QApplication
 
 from ..core.autosave import INTERVAL_ENV, AutosaveSession, Recovery, autosave_interval, find_recoveries
 from ..core.checkpoint import CheckpointError
-from ..core.trainer import Trainer
+from ..core.studio import trainer_from_checkpoint
 
 SETTING_KEY = "recovery/autosave_minutes"  # in studio.ini; $CLIPVAE_STUDIO_AUTOSAVE_S wins (seconds)
 STOPPED_STATES = ("paused", "stopped", "finished", "error")
@@ -32,6 +33,7 @@ class RecoveryController(QObject):
     def __init__(self, window):
         super().__init__(window)
         self.window = window
+        self.studio = window.studio
         self.session: AutosaveSession | None = None
         self.offer_box = None  # the "restore?" question while it is open (tests answer it)
         self.pending: Recovery | None = None
@@ -66,25 +68,20 @@ class RecoveryController(QObject):
             minutes = 2.0
         return minutes * 60 if minutes > 0 else autosave_interval()
 
-    def set_interval(self, seconds: float) -> None:
-        if self.session is not None:
-            self.session.interval_s = float(seconds)
-            self.timer.setInterval(int(seconds * 1000))
-
     # --- saving -----------------------------------------------------------------------
     def autosave(self, **extra) -> Path | None:
         """Write the recovery checkpoint if the model changed since the last one."""
-        window, session = self.window, self.session
-        trainer = window.trainer
+        window, studio, session = self.window, self.studio, self.session
+        trainer = studio.trainer
         if session is None or not session.active or trainer is None or trainer.step_count == 0:
             return None
         key = (id(trainer), trainer.step_count)
         if key == self._saved_key:
             return None
-        kind, path = window.dataset_source
-        meta = {"dataset_source": [kind, str(path) if path else None], "checkpoint_path": window.checkpoint_path,
+        kind, path = studio.dataset_source
+        meta = {"dataset_source": [kind, str(path) if path else None], "checkpoint_path": studio.checkpoint_path,
                 "saved": time.time(), **extra}
-        written = session.save(trainer, window.dataset.name, meta)
+        written = session.save(trainer, studio.dataset.name, meta)
         if written is not None:
             self._saved_key = key
             self._warned = False
@@ -107,10 +104,10 @@ class RecoveryController(QObject):
     def close(self) -> None:
         """The window closes. Unsaved training is kept for the next launch to offer back;
         otherwise nothing is left behind."""
-        window, session = self.window, self.session
+        studio, session = self.studio, self.session
         if session is None or not session.active:
             return
-        if window.unsaved and window.trainer.step_count > 0:
+        if studio.unsaved and studio.trainer.step_count > 0:
             self.timer.stop()
             self._saved_key = None  # write the latest state, marked as closed rather than crashed
             if self.autosave(closed_unsaved=True) is not None:
@@ -164,7 +161,7 @@ class RecoveryController(QObject):
         """Call `then` once the window has no dataset load in flight. Polled rather than connected
         to the load's finished signal: a small dataset can finish before a connection is made."""
         def check():
-            if self.window._dataset_load is None:
+            if not self.window.dataset_loading:
                 poll.stop()
                 poll.deleteLater()
                 then()
@@ -176,8 +173,8 @@ class RecoveryController(QObject):
 
     def restore(self, recovery: Recovery) -> bool:
         """Make the recovered model current; it continues with the same optimiser state and history."""
-        window = self.window
-        if window._dataset_load is not None:  # a dataset is still loading: restore once it is in
+        window, studio = self.window, self.studio
+        if window.dataset_loading:  # a dataset is still loading: restore once it is in
             self._after_dataset_load(lambda: self.restore(recovery))
             return False
         try:
@@ -185,12 +182,12 @@ class RecoveryController(QObject):
         except CheckpointError as exc:
             window.show_message("Could not restore", str(exc), "error")
             return False
-        dataset = window.dataset
+        dataset = studio.dataset
         fits = (tuple(ckpt.model.image_shape) == tuple(dataset.image_shape)
                 and ckpt.model.num_labels == dataset.num_labels and ckpt.dataset in (None, dataset.name))
         if not fits:
             source = recovery.meta.get("dataset_source")
-            if source and not self._dataset_tried and tuple(source) != tuple(window.dataset_source):
+            if source and not self._dataset_tried and tuple(source) != tuple(studio.dataset_source):
                 self._dataset_tried = True  # load the crashed session's dataset, then try once more
                 if window.load_dataset_async(source[0], source[1], confirm=False) is not None:
                     self._after_dataset_load(lambda: self.restore(recovery))
@@ -199,14 +196,9 @@ class RecoveryController(QObject):
                                 f"opened now. It is kept in {recovery.checkpoint} and will be offered again at the "
                                 "next start; File > Open checkpoint opens it once the dataset is back.", "warning")
             return False
-        window._stop_and_wait()
-        try:
-            trainer = Trainer(ckpt.config, dataset, model=ckpt.model, publish_weights=True)
-        except Exception:  # saved with a device this machine lacks: train where we can
-            trainer = Trainer(ckpt.config.with_values(device="auto"), dataset, model=ckpt.model, publish_weights=True)
-        trainer.restore(ckpt.payload())
-        window.checkpoint_path = recovery.meta.get("checkpoint_path")
-        window._install_trainer(trainer, saved=False)
+        window.stop_and_wait()
+        trainer = trainer_from_checkpoint(ckpt, dataset)
+        studio.adopt(trainer, recovery.meta.get("checkpoint_path"), saved=False)
         if self.session is not None:
             try:
                 self.session.adopt(recovery)  # stays recoverable should this session crash too

@@ -15,14 +15,10 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 
 from ..core.config import (ARCHITECTURES, CLIP_MODES, DEVICES, FIELD_HELP, LR_SCHEDULES, MODEL_FIELDS,
                            NOISE_KINDS, REDUCTIONS, TrainConfig)
+from ..core.live_fields import LIVE_FIELDS  # the trainer's rule: which fields a running loop re-reads
 
 CHOICES = {"arch": ARCHITECTURES, "noise": NOISE_KINDS, "clip_mode": CLIP_MODES, "rec_reduction": REDUCTIONS,
            "kld_reduction": REDUCTIONS, "lr_schedule": LR_SCHEDULES, "device": DEVICES}
-# Read by the trainer on every step, so they may change mid-run.
-# Loss weights (w_*) are all read per step.
-LIVE_FIELDS = ("clip_mode", "rec_reduction", "kld_reduction", "kl_warmup_steps", "free_bits", "lr", "lr_schedule",
-               "epochs", "eval_every_steps", "snapshot_every_s") + tuple(
-    f.name for f in fields(TrainConfig) if f.name.startswith("w_"))
 INT_RANGES = {"z_dim": (1, 512), "width": (4, 4096), "depth": (0, 64), "kl_warmup_steps": (0, 10_000_000),
               "batch_size": (1, 16384), "epochs": (1, 1_000_000), "seed": (0, 2**31 - 1),
               "eval_every_steps": (1, 10_000_000), "snapshot_size": (10, 100_000)}
@@ -192,9 +188,6 @@ class SettingsPanel(QWidget):
             else:
                 editor.setValue(value)
             editor.blockSignals(False)
-
-    def set_value(self, name: str, value) -> None:
-        self.set_config(self._config.with_values(**{name: value}))
 
     def set_running(self, running: bool) -> None:
         """Lock the fields the running loop cannot take."""

@@ -10,7 +10,7 @@ from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QDockWidget, QScrollArea, QVBoxLayout, QWidget
 
 from .. import interaction
-from .background import BackgroundRunner
+from ..background_jobs import BackgroundJobs
 from .canvas_layers import DecisionMapLayer, ManifoldLayer
 from .cluster_view import ClusterView
 from .gallery_view import GalleryView
@@ -28,7 +28,7 @@ class Explorer(QObject):
     def __init__(self, window):
         super().__init__(window)
         self.window, self.canvas = window, window.canvas
-        self.runner = BackgroundRunner(self)
+        self.runner = BackgroundJobs(self, name="explorer")  # the decision map, manifold, t-SNE, steering
         self.model = None
         self.label_names: list[str] = []
         self.current_z: np.ndarray | None = None

@@ -130,9 +130,6 @@ class GalleryView(QWidget):
     def mode(self) -> str:
         return self.mode_combo.currentData()
 
-    def set_mode(self, mode: str) -> None:
-        self.mode_combo.setCurrentIndex(self.mode_combo.findData(mode))
-
     def set_label_names(self, names) -> None:
         names = list(names)
         for i, combo in enumerate(self.corner_combos):
@@ -168,43 +165,26 @@ class GalleryView(QWidget):
     def refresh(self) -> None:
         """Generate the current mode's picture with the latest model (fixed seed: while training the
         same noise is decoded by newer weights, so the samples visibly sharpen)."""
-        import torch
-
-        from ...core.generation import (corner_weights, image_grid, interpolate, label_blend, sample_label,
-                                        sample_noise)
+        from ...core.generation import gallery_picture
 
         model = self.explorer.model
         if model is None:
             return
-        n = self.count_spin.value()
-        generator = torch.Generator().manual_seed(self.seed)
         mode = self.mode
-        if mode == "noise":
-            images, nrow = sample_noise(model, n * n, generator), n
-        elif mode == "labels":
-            temperature = self.temperature_spin.value()
-            images = torch.cat([sample_label(model, label, n, generator, temperature)
-                                for label in range(model.num_labels)])
-            nrow = n
-        elif mode == "corners":
-            labels = tuple(max(0, c.currentIndex()) for c in self.corner_combos)
-            weights = corner_weights(labels, model.num_labels, n) * self.length_spin.value()
-            images, nrow = label_blend(model, weights), n
-        else:
-            a, b = self._ends(model)
-            images, nrow = interpolate(model, a, b, n), n
-        self.picture = image_grid(images, nrow)
+        self.picture = gallery_picture(model, mode, self.count_spin.value(), self.seed,
+                                       temperature=self.temperature_spin.value(),
+                                       corners=tuple(max(0, c.currentIndex()) for c in self.corner_combos),
+                                       length=self.length_spin.value(),
+                                       ends=self._ends(model) if mode not in ("noise", "labels", "corners") else None)
         self.image_view.set_image(self.picture)
         self.generated.emit()
 
     def _ends(self, model):
         """The interpolation's end points; until the user sets them, the first two label latents."""
-        import torch
-
-        from ...core.generation import blend_latents
+        from ...core.generation import label_points
 
         names = self.explorer.label_names
-        defaults = blend_latents(model, torch.eye(model.num_labels)[:2]).cpu().numpy()
+        defaults = label_points(model, (0, 1 % model.num_labels))
         ends = [e if e is not None and len(e) == model.z_dim else defaults[i] for i, e in enumerate(self.ends)]
         text = [("picked" if e is not None and len(e) == model.z_dim else f"label {names[i]}")
                 for i, e in enumerate(self.ends)]

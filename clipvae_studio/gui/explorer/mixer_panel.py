@@ -86,11 +86,9 @@ class LabelMixer(QWidget):
         model = self.explorer.model
         if model is None or not w.any() or len(w) != model.num_labels:
             return
-        import torch
-
         from ...core.explore import decode_point
-        from ...core.generation import blend_latents
+        from ...core.generation import mix_labels
 
-        z = blend_latents(model, torch.from_numpy(w[None]))[0].cpu().numpy()
+        z = mix_labels(model, w)
         parts = [f"{self.explorer.label_names[i]} {w[i]:.2f}" for i in np.flatnonzero(w)]
         self.explorer.show_latent(z, decode_point(model, z), "label mix: " + ", ".join(parts))

@@ -67,9 +67,6 @@ class SteeringPanel(QWidget):
             self.label_combo.addItem(name, i)
         self.label_combo.setCurrentIndex(current if 0 <= current < len(names) else 0)
 
-    def set_label(self, label: int) -> None:
-        self.label_combo.setCurrentIndex(int(label))
-
     def start(self) -> None:
         from ...core.explore import decode_points
         from ...core.steering import steer
