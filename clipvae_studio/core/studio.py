@@ -95,6 +95,10 @@ class Studio:
     state(str), losses(batch: numpy arrays step, epoch, total, terms; plus samples_per_second),
     evaluated(metrics dict), snapshot(LatentSnapshot), model(CPU eval CLIPVAE), error(ErrorEvent),
     run_finished(summary dict), trainer(Trainer), dataset(ImageDataset), document() (path/saved).
+
+    Followed mode (`follow`): the studio shows a run that another process trains (a run folder,
+    core/run_folder.py; gui/run_follow.py reads it). Its records are then the loss and metrics
+    history, each of its checkpoints the model; nothing trains here until a normal install.
     """
 
     def __init__(self, config: TrainConfig | None = None, dataset=None, source=None, *,
@@ -120,6 +124,10 @@ class Studio:
         self._sent = 0  # history rows already sent in a losses event
         self._last_flush = 0.0
         self._rate: deque = deque()
+        self.followed: str | None = None  # the name of the run followed, or None
+        self.followed_status: dict = {}  # the followed run's status.json, as last read
+        self._followed_history: dict | None = None
+        self._followed_evals: list = []
 
     # --- what views read -------------------------------------------------------------
     @property
@@ -129,11 +137,16 @@ class Studio:
 
     @property
     def history(self) -> dict:
-        """The loss history: the trainer's own lists (the plots and the CSV read this one copy)."""
+        """The loss history: the trainer's own lists (the plots and the CSV read this one copy);
+        while following a run, that run's records."""
+        if self._followed_history is not None:
+            return self._followed_history
         return self.trainer.history if self.trainer is not None else {k: [] for k in ("step", "epoch") + CURVE_KEYS}
 
     @property
     def eval_history(self) -> list:
+        if self._followed_history is not None:
+            return self._followed_evals
         return self.trainer.eval_history if self.trainer is not None else []
 
     @property
@@ -148,11 +161,15 @@ class Studio:
 
     @property
     def can_start(self) -> bool:
-        return self.trainer is not None and (self.state == "paused" or not self.planned_epochs_done)
+        return self.trainer is not None and self.followed is None and (
+            self.state == "paused" or not self.planned_epochs_done)
 
     # --- the model's lifecycle (caller's thread; the GUI thread in the GUI) ----------------
-    def install(self, trainer: "Trainer", *, saved: bool = True) -> None:
-        """Make `trainer` current: its history, weights and state are what the views show now."""
+    def install(self, trainer: "Trainer", *, saved: bool = True, model=None, snapshot=None,
+                keep_following: bool = False) -> None:
+        """Make `trainer` current: its history, weights and state are what the views show now.
+        `model` / `snapshot`: its inference copy and latent snapshot, when built off this thread.
+        Any install but a followed run's checkpoint ends following."""
         if self._busy:
             raise RuntimeError("stop training before replacing the trainer")
         old = self.trainer
@@ -166,10 +183,12 @@ class Studio:
         self._sent, self._last_flush = len(trainer.history["step"]), 0.0
         self._rate.clear()
         self.samples_per_second = 0.0
+        if not keep_following:
+            self.followed, self._followed_history, self._followed_evals = None, None, []
         trainer.add_listener(self._listen)
         self.events.trainer.emit(trainer)
-        self._set_model(inference_copy(trainer.model))
-        self.events.snapshot.emit(trainer.latent_snapshot())
+        self._set_model(model if model is not None else inference_copy(trainer.model))
+        self.events.snapshot.emit(snapshot if snapshot is not None else trainer.latent_snapshot())
         self._set_state(trainer.state)
         self.events.document.emit()
 
@@ -209,6 +228,76 @@ class Studio:
         self.checkpoint_path = checkpoint_path
         self.install(trainer, saved=saved)
 
+    # --- following a run that another process trains (gui/run_follow.py reads it) -------------
+    def follow(self, name: str) -> None:
+        """Show the run `name` from now on: an empty history until its records arrive
+        (add_followed); the current model stays on the map until its first checkpoint
+        (show_followed). Start and Step do nothing while following."""
+        self.stop_and_wait()
+        self.followed, self.followed_status = str(name), {}
+        self._followed_history = {k: [] for k in ("step", "epoch") + CURVE_KEYS}
+        self._followed_evals = []
+        self.checkpoint_path = None
+        self.events.trainer.emit(self.trainer)  # the views reload the (followed) history
+        self.events.document.emit()
+
+    def add_followed(self, steps: list[dict], evals: list[dict], rewind_to: int | None = None) -> bool:
+        """The followed run's new records ("step" records with their `losses`, "eval" records with
+        their `metrics`), after dropping those past `rewind_to` (a restart; -1: all). Emits
+        `losses` / `evaluated` for the new ones; True when earlier rows were dropped (the views
+        must reload the history)."""
+        history, evals_held = self._followed_history, self._followed_evals
+        if history is None:
+            return False
+        rewound = False
+        if rewind_to is not None:
+            keep = sum(1 for s in history["step"] if s <= rewind_to)
+            rewound = keep < len(history["step"])
+            for column in history.values():
+                del column[keep:]
+            kept_evals = [m for m in evals_held if m["step"] <= rewind_to]
+            rewound |= len(kept_evals) < len(evals_held)
+            evals_held[:] = kept_evals
+        if steps:
+            for record in steps:
+                losses = record.get("losses") or {}
+                history["step"].append(int(record["step"]))
+                history["epoch"].append(float(record.get("epoch", 0.0)))
+                for key in CURVE_KEYS:
+                    history[key].append(float(losses.get(key, np.nan)))
+            n = len(steps)
+            batch = {"step": np.asarray(history["step"][-n:], dtype=np.int64),
+                     "epoch": np.asarray(history["epoch"][-n:], dtype=np.float64),
+                     **{key: np.asarray(history[key][-n:], dtype=np.float64) for key in CURVE_KEYS},
+                     "samples_per_second": float(steps[-1].get("samples_per_second") or 0.0)}
+            self.samples_per_second = batch["samples_per_second"]
+            if not rewound:
+                self.events.losses.emit(batch)
+        for record in evals:
+            metrics = {"step": int(record["step"]), "epoch": float(record.get("epoch", 0.0)),
+                       **(record.get("metrics") or {})}
+            evals_held.append(metrics)
+            if not rewound:
+                self.events.evaluated.emit(metrics)
+        return rewound
+
+    def show_followed(self, trainer: "Trainer", model=None, snapshot=None) -> None:
+        """A checkpoint of the followed run becomes the model the map and the explorer show."""
+        if self.followed is None:
+            return
+        self.install(trainer, saved=True, model=model, snapshot=snapshot, keep_following=True)
+
+    def stop_following(self) -> None:
+        """Back to a local studio: the followed run's last checkpoint shown stays as the model
+        (Start trains it here, from its checkpoint's history)."""
+        if self.followed is None:
+            return
+        self.followed, self._followed_history, self._followed_evals = None, None, []
+        self.samples_per_second = 0.0
+        self.events.trainer.emit(self.trainer)
+        self._set_state(self.state)
+        self.events.document.emit()
+
     def save(self, path=None) -> str:
         """Save to `path` (default: the current checkpoint path); raises CheckpointError."""
         from .checkpoint import save_trainer
@@ -244,7 +333,7 @@ class Studio:
     def start(self) -> bool:
         """Start a run, or resume a paused one. False when there is nothing to train."""
         trainer = self.trainer
-        if trainer is None or (not self._busy and self.planned_epochs_done):
+        if trainer is None or self.followed is not None or (not self._busy and self.planned_epochs_done):
             return False
         with self._lock:
             trainer.resume()
@@ -275,7 +364,7 @@ class Studio:
 
     def step(self) -> None:
         """One optimiser step: queued into the paused loop, or run in the training thread."""
-        if self.trainer is None:
+        if self.trainer is None or self.followed is not None:
             return
         if self._busy:
             self.trainer.step()

@@ -24,6 +24,9 @@ REDRAW_BUDGET = 0.1  # share of the GUI thread the live redraw may take: slow ma
 LOG_TICK_DENSITY = 2.0  # log y: a label every decade or two instead of every fifth
 EMPTY_STEPS = 100  # an empty plot shows steps 0..100 and, on log y, 0.01..1000: whole decades, no clutter
 EMPTY_LOG_DECADES = (-2, 3)
+# Runs overlaid to compare (add_overlay): one colour family each (Okabe-Ito hues, apart from the
+# muted Tableau colours of this run's terms); the total in the full colour, the terms in shades.
+OVERLAY_FAMILIES = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9")
 
 
 class LossHistory:
@@ -227,6 +230,7 @@ class LossPlot(QWidget):
         layout.setSpacing(2)
         layout.addLayout(controls)
         layout.addLayout(legend)
+        self._build_overlay_legend(layout)
         layout.addWidget(self.plot_widget, 1)
 
         self._smoothed: dict[str, np.ndarray] = {}
@@ -324,6 +328,7 @@ class LossPlot(QWidget):
         style_plot(self.plot_widget)
         self._set_pens()
         self._paint_swatches()
+        self._set_overlay_pens()
 
     def _set_pens(self) -> None:
         """One-pixel opaque pens only. Qt's raster engine strokes wider or translucent lines
@@ -406,6 +411,7 @@ class LossPlot(QWidget):
                 raw.setVisible(self.curves[key].isVisible())
             else:
                 raw.setVisible(False)
+        self._draw_overlays(buckets)
 
     def _visible_slice(self, x: np.ndarray) -> slice:
         """All points while the view follows the data; the points in view (plus one each side)
@@ -438,3 +444,94 @@ class LossPlot(QWidget):
     def showEvent(self, event):
         self._dirty = True
         super().showEvent(event)
+
+    # --- other runs overlaid to compare (gui/run_follow.py feeds them) ----------------------------
+    def _build_overlay_legend(self, layout) -> None:
+        self.overlays: dict[str, dict] = {}  # run name -> {"history", "curves", "family", "smoothed"}
+        self.primary_name = ""
+        self.overlay_legend = QLabel()
+        self.overlay_legend.setObjectName("lossCompareLegend")
+        self.overlay_legend.setWordWrap(True)
+        self.overlay_legend.setContentsMargins(6, 0, 6, 0)
+        self.overlay_legend.setVisible(False)
+        layout.addWidget(self.overlay_legend)
+
+    def set_primary_name(self, name: str) -> None:
+        """The name of the run drawn in the term colours (shown in the legend while comparing)."""
+        self.primary_name = name
+        self._update_overlay_legend()
+
+    def set_overlay(self, name: str, history: dict) -> None:
+        """Draw (or redraw) run `name` over this one: `history` lists keyed step, epoch and the
+        loss keys. Each visible term is drawn in the run's colour family."""
+        overlay = self.overlays.get(name)
+        if overlay is None:
+            used = {o["family"] for o in self.overlays.values()}
+            family = next((i for i in range(len(OVERLAY_FAMILIES)) if i not in used), len(self.overlays))
+            curves = {}
+            for key in CURVE_KEYS:
+                curve = self.plot_item.plot()
+                curve.setSkipFiniteCheck(False)
+                curve.setZValue(-1)  # under this run's curves
+                curves[key] = curve
+            overlay = self.overlays[name] = {"history": LossHistory(), "curves": curves, "family": family,
+                                             "smoothed": None}
+            self._set_overlay_pens()
+            self._update_overlay_legend()
+        overlay["history"].set_from(history)
+        overlay["smoothed"] = None
+        self._dirty = True
+
+    def remove_overlay(self, name: str) -> None:
+        overlay = self.overlays.pop(name, None)
+        if overlay is None:
+            return
+        for curve in overlay["curves"].values():
+            self.plot_item.removeItem(curve)
+        self._update_overlay_legend()
+        self._dirty = True
+
+    def overlay_color(self, name: str, key: str = "total") -> str:
+        """The colour of run `name`'s `key` curve: its family's hue, terms in lighter shades."""
+        base = QColor(OVERLAY_FAMILIES[self.overlays[name]["family"] % len(OVERLAY_FAMILIES)])
+        if key == "total":
+            return base.name()
+        shade = 0.2 + 0.45 * CURVE_KEYS.index(key) / (len(CURVE_KEYS) - 1)
+        background = QColor(plot_colors()[0])
+        mixed = (int((1 - shade) * a + shade * b) for a, b in zip(base.getRgb()[:3], background.getRgb()[:3]))
+        return QColor(*mixed).name()
+
+    def _set_overlay_pens(self) -> None:
+        for name, overlay in self.overlays.items():
+            for key, curve in overlay["curves"].items():
+                curve.setPen(pg.mkPen(self.overlay_color(name, key), width=1))
+        self._update_overlay_legend()
+
+    def _update_overlay_legend(self) -> None:
+        if not self.overlays:
+            self.overlay_legend.setVisible(False)
+            return
+        parts = [f"<b>{_escape(self.primary_name or 'this run')}</b>&nbsp;(term colours)"]
+        for name in self.overlays:
+            color = self.overlay_color(name)
+            parts.append(f"<span style='color:{color}'>&#9644;&#9644;</span>&nbsp;{_escape(name)}")
+        self.overlay_legend.setText("Comparing: " + " &nbsp;&nbsp; ".join(parts))
+        self.overlay_legend.setVisible(True)
+
+    def _draw_overlays(self, buckets: int) -> None:
+        """Smoothed like this run (the whole series: overlays change seldom, the result is kept)."""
+        w = self._smoothing
+        for overlay in self.overlays.values():
+            history = overlay["history"]
+            if overlay["smoothed"] is None or overlay["smoothed"][0] != w:
+                overlay["smoothed"] = (w, {key: ema_debiased(history.values(key), w) for key in CURVE_KEYS})
+            x = history.epochs if self._x_axis == "epoch" else history.steps.astype(np.float64)
+            for key, curve in overlay["curves"].items():
+                visible = self.curves[key].isVisible()
+                curve.setVisible(visible)
+                if visible:
+                    curve.setData(*peak_decimate(x, overlay["smoothed"][1][key], buckets))
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

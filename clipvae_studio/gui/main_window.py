@@ -25,6 +25,7 @@ from .icons import app_icon, icon
 from .latent_canvas import LatentCanvas
 from .loss_plot import LossPlot
 from .metrics_plot import MetricsPlot
+from .run_follow import install_run_follow
 from .settings_panel import SettingsPanel
 from .studio_signals import StudioSignals
 from .training_worker import TrainingWorker
@@ -111,6 +112,7 @@ class MainWindow(FileActions, QMainWindow):
         from .explorer import install_explorer
 
         install_explorer(self)
+        install_run_follow(self)
         self._restore_layout()
         self._set_loading(True)
         if not defer_model:
@@ -234,6 +236,10 @@ class MainWindow(FileActions, QMainWindow):
                                                 "Open a folder of IDX files or of class sub-folders")
         self.action_export_csv = self._action("actionExportLossCsv", "Export loss history (CSV)…",
                                               self.export_loss_csv_dialog, "export")
+        self.action_open_run = self._action("actionOpenRun", "Open run…", self.open_run_dialog,
+                                            tip="Follow a run folder that another process trains")
+        self.action_compare_run = self._action("actionCompareRun", "Add run to compare…", self.compare_run_dialog,
+                                               tip="Overlay another run folder's losses in the loss plot")
         self.action_quit = self._action("actionQuit", "Quit", self.close, shortcut=QKeySequence.StandardKey.Quit)
 
     def _build_toolbar(self) -> None:
@@ -282,6 +288,9 @@ class MainWindow(FileActions, QMainWindow):
         file_menu.addAction(self.action_save_as)
         file_menu.addSeparator()
         file_menu.addAction(self.action_open_dataset)
+        file_menu.addSeparator()
+        file_menu.addAction(self.action_open_run)
+        file_menu.addAction(self.action_compare_run)
         file_menu.addSeparator()
         file_menu.addAction(self.action_export_csv)
         export_menu = file_menu.addMenu("Export plot as PNG")
@@ -403,6 +412,28 @@ class MainWindow(FileActions, QMainWindow):
     def step_training(self) -> None:
         self.studio.step()
 
+    # --- runs trained elsewhere (gui/run_follow.py) --------------------------------------------
+    def open_run_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open run folder", str(self.settings.value("paths/run", "")))
+        if folder:
+            self.settings.setValue("paths/run", folder)
+            self.open_run(folder)
+
+    def open_run(self, path, confirm: bool = True) -> bool:
+        """Follow the run folder `path`: its records stream into the plots, its checkpoints onto the map."""
+        if confirm and not self.confirm_discard("Follow a run (its checkpoints replace the current model)"):
+            return False
+        return self.run_follow.follow(path)
+
+    def compare_run_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add run to compare", str(self.settings.value("paths/run", "")))
+        if folder:
+            self.settings.setValue("paths/run", folder)
+            self.compare_run(folder)
+
+    def compare_run(self, path) -> bool:
+        return self.run_follow.compare(path)
+
     def toggle_training(self) -> None:
         if self.state == "running":
             self.pause_training()
@@ -461,7 +492,8 @@ class MainWindow(FileActions, QMainWindow):
         self.action_start.setEnabled(not running and can_train)
         self.action_pause.setEnabled(running)
         self.action_stop.setEnabled(running or paused)
-        self.action_step.setEnabled(not running and not stopping and self.trainer is not None)
+        self.action_step.setEnabled(not running and not stopping and self.trainer is not None
+                                    and self.studio.followed is None)
         self.action_reset.setEnabled(not running and not stopping and self.trainer is not None)
         self.action_toggle.setEnabled(running or can_train)
         self.action_start.setText("Resume" if paused else "Start")
@@ -471,11 +503,13 @@ class MainWindow(FileActions, QMainWindow):
         if trainer is None:
             return
         labels = self.status_labels
-        labels["state"].setText(STATE_TEXT.get(self.state, self.state))
+        labels["state"].setText(self.run_follow.state_text() if self.studio.followed is not None
+                                else STATE_TEXT.get(self.state, self.state))
         labels["step"].setText(f"step {trainer.step_count:,}")
         labels["epoch"].setText(f"epoch {trainer.epoch:.2f} / {trainer.config.epochs}")
         rate = self.studio.samples_per_second
-        speed = f"{rate:,.0f} samples/s" if self.state == "running" and rate else "— samples/s"
+        shown = rate and (self.state == "running" or self.studio.followed is not None)
+        speed = f"{rate:,.0f} samples/s" if shown else "— samples/s"
         labels["speed"].setText(speed)
         labels["device"].setText(f"device {trainer.device}")
         ds = self.dataset
@@ -485,6 +519,8 @@ class MainWindow(FileActions, QMainWindow):
 
     def _update_title(self) -> None:
         name = Path(self.checkpoint_path).name if self.checkpoint_path else "untitled"
+        if self.studio.followed is not None:
+            name = f"following {self.studio.followed}"
         title = f"{name}[*] — CLIP-VAE Studio"
         if title != self.windowTitle():
             self.setWindowTitle(title)
