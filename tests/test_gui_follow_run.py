@@ -99,7 +99,8 @@ def test_records_show_within_one_poll_and_a_restart_hides_orphans(qtbot, mnist5k
     assert window.studio.history["step"] == list(range(1, 11))
 
     write_steps(writer, range(11, 21))
-    writer.append({"kind": "eval", "step": 20, "epoch": 0.3, "attempt": 0, "metrics": {"zero_shot_accuracy": 0.5}})
+    metrics = {"zero_shot_accuracy": 0.5, "label_decoder_accuracy": 0.4, "recon_nats": 90.0, "kld_nats": 9.0}
+    writer.append({"kind": "eval", "step": 20, "epoch": 0.3, "attempt": 0, "metrics": metrics})
     wait_for_poll(qtbot, window)  # one poll after the write shows it
     assert window.studio.history["step"] == list(range(1, 21))
     assert list(window.loss_plot.history.steps) == list(range(1, 21))

@@ -24,8 +24,8 @@ REDRAW_BUDGET = 0.1  # share of the GUI thread the live redraw may take: slow ma
 LOG_TICK_DENSITY = 2.0  # log y: a label every decade or two instead of every fifth
 EMPTY_STEPS = 100  # an empty plot shows steps 0..100 and, on log y, 0.01..1000: whole decades, no clutter
 EMPTY_LOG_DECADES = (-2, 3)
-# Runs overlaid to compare (add_overlay): one colour family each (Okabe-Ito hues, apart from the
-# muted Tableau colours of this run's terms); the total in the full colour, the terms in shades.
+# While runs are compared (set_overlay) each run, this one first, has a colour family: the total
+# in the full colour, the terms in lighter shades of it (Okabe-Ito hues: distinct for most viewers).
 OVERLAY_FAMILIES = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9")
 
 
@@ -356,8 +356,9 @@ class LossPlot(QWidget):
             painter.end()
             toggle.setIcon(QIcon(pixmap))
 
-    @staticmethod
-    def _color(key: str) -> str:
+    def _color(self, key: str) -> str:
+        if getattr(self, "overlays", None):  # comparing runs: this one has a colour family too
+            return self.family_color(0, key)
         if key == "total":
             return "#e8e8e8" if current_theme() == "dark" else "#262626"
         return TERM_COLORS[key]
@@ -467,7 +468,7 @@ class LossPlot(QWidget):
         overlay = self.overlays.get(name)
         if overlay is None:
             used = {o["family"] for o in self.overlays.values()}
-            family = next((i for i in range(len(OVERLAY_FAMILIES)) if i not in used), len(self.overlays))
+            family = next((i for i in range(1, len(OVERLAY_FAMILIES)) if i not in used), len(self.overlays) + 1)
             curves = {}
             for key in CURVE_KEYS:
                 curve = self.plot_item.plot()
@@ -476,8 +477,7 @@ class LossPlot(QWidget):
                 curves[key] = curve
             overlay = self.overlays[name] = {"history": LossHistory(), "curves": curves, "family": family,
                                              "smoothed": None}
-            self._set_overlay_pens()
-            self._update_overlay_legend()
+            self._compare_mode_changed()
         overlay["history"].set_from(history)
         overlay["smoothed"] = None
         self._dirty = True
@@ -488,12 +488,23 @@ class LossPlot(QWidget):
             return
         for curve in overlay["curves"].values():
             self.plot_item.removeItem(curve)
-        self._update_overlay_legend()
+        self._compare_mode_changed()
         self._dirty = True
 
+    def _compare_mode_changed(self) -> None:
+        """This run's pens and swatches: the term colours alone, its family while comparing."""
+        self._set_pens()
+        self._paint_swatches()
+        self._set_overlay_pens()
+
     def overlay_color(self, name: str, key: str = "total") -> str:
-        """The colour of run `name`'s `key` curve: its family's hue, terms in lighter shades."""
-        base = QColor(OVERLAY_FAMILIES[self.overlays[name]["family"] % len(OVERLAY_FAMILIES)])
+        return self.family_color(self.overlays[name]["family"], key)
+
+    @staticmethod
+    def family_color(family: int, key: str = "total") -> str:
+        """Colour family `family`'s colour for curve `key`: the hue itself for the total, the
+        terms in lighter shades (towards the background)."""
+        base = QColor(OVERLAY_FAMILIES[family % len(OVERLAY_FAMILIES)])
         if key == "total":
             return base.name()
         shade = 0.2 + 0.45 * CURVE_KEYS.index(key) / (len(CURVE_KEYS) - 1)
@@ -511,11 +522,10 @@ class LossPlot(QWidget):
         if not self.overlays:
             self.overlay_legend.setVisible(False)
             return
-        parts = [f"<b>{_escape(self.primary_name or 'this run')}</b>&nbsp;(term colours)"]
-        for name in self.overlays:
-            color = self.overlay_color(name)
-            parts.append(f"<span style='color:{color}'>&#9644;&#9644;</span>&nbsp;{_escape(name)}")
-        self.overlay_legend.setText("Comparing: " + " &nbsp;&nbsp; ".join(parts))
+        runs = [(self.family_color(0), f"<b>{_escape(self.primary_name or 'this run')}</b>")]
+        runs += [(self.overlay_color(name), _escape(name)) for name in self.overlays]
+        parts = [f"<span style='color:{color}'>&#9644;&#9644;</span>&nbsp;{name}" for color, name in runs]
+        self.overlay_legend.setText("Runs: " + " &nbsp;&nbsp; ".join(parts) + " &nbsp;<small>(total darkest, terms lighter)</small>")
         self.overlay_legend.setVisible(True)
 
     def _draw_overlays(self, buckets: int) -> None:
