@@ -199,3 +199,37 @@ def test_runs_overlaid_to_compare_each_in_its_colour_family(qtbot, mnist5k, tmp_
     plot._dirty = True
     plot.redraw_if_needed()
     assert not plot.overlays["run-b"]["curves"]["clip"].isVisible()
+
+
+def test_the_studios_own_training_keeps_a_run_folder_when_asked(qtbot, mnist5k, tmp_path):
+    window = open_window(qtbot, mnist5k, **TINY)
+    assert window.studio.run_folders is None and not action(window, "actionRecordRuns").isChecked()  # opt-in
+    window.record_runs_in(tmp_path / "runs")
+    assert action(window, "actionRecordRuns").isChecked()
+
+    def train_a_little(steps):
+        target = window.trainer.step_count + steps
+        action(window, "actionStart").trigger()
+        qtbot.waitUntil(lambda: window.trainer.step_count >= target, timeout=WAIT_MS)
+        with qtbot.waitSignal(window.signals.runFinished, timeout=WAIT_MS):
+            action(window, "actionStop").trigger()
+
+    train_a_little(3)
+    folder = Path(window.studio.run_folder)
+    assert folder.parent == tmp_path / "runs" and folder.name.startswith("mnist5k-")
+    train_a_little(2)  # Start again: a second attempt in the same folder
+    assert Path(window.studio.run_folder) == folder
+
+    from clipvae_studio.core.checkpoint import load_checkpoint
+    from clipvae_studio.core.run_folder import RunReader
+
+    reader = RunReader(folder)
+    reader.poll()
+    steps = [r["step"] for r in reader.records("step")]
+    assert steps == list(range(1, window.trainer.step_count + 1))
+    assert {r["attempt"] for r in reader.records("step")} == {0, 1}
+    assert reader.status()["state"] == "stopped" and reader.config["source"] == "studio"
+    assert load_checkpoint(folder / "last.pt").step == window.trainer.step_count
+
+    window.record_runs_in(None)
+    assert window.studio.run_folders is None and not action(window, "actionRecordRuns").isChecked()

@@ -18,6 +18,7 @@ import queue
 import threading
 import time
 from collections import deque
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
@@ -128,6 +129,9 @@ class Studio:
         self.followed_status: dict = {}  # the followed run's status.json, as last read
         self._followed_history: dict | None = None
         self._followed_evals: list = []
+        self.run_folders: str | None = None  # opt-in (keep_run_folders): training is recorded under it
+        self.run_folder: str | None = None  # the current model's run folder, once it has trained
+        self._run_folder_generation = -1
 
     # --- what views read -------------------------------------------------------------
     @property
@@ -285,7 +289,9 @@ class Studio:
         """A checkpoint of the followed run becomes the model the map and the explorer show."""
         if self.followed is None:
             return
+        rate = self.samples_per_second  # the run's, from its records: installing resets it
         self.install(trainer, saved=True, model=model, snapshot=snapshot, keep_following=True)
+        self.samples_per_second = rate
 
     def stop_following(self) -> None:
         """Back to a local studio: the followed run's last checkpoint shown stays as the model
@@ -297,6 +303,54 @@ class Studio:
         self.events.trainer.emit(self.trainer)
         self._set_state(self.state)
         self.events.document.emit()
+
+    # --- recording this studio's training in run folders (opt-in) ------------------------------
+    def keep_run_folders(self, root) -> None:
+        """Record training in run folders under `root` from the next Start on (None: stop): one
+        folder per model (fresh, opened, on another dataset...), made when it first trains; each
+        Start is one attempt in it. The same folders as `clipvae-studio train --run-dir` writes,
+        so Open run and TensorBoard read them (docs/distributed.md, "Run folders")."""
+        self.run_folders = str(root) if root else None
+
+    def _open_run_logger(self, trainer, generation: int):
+        """On the training thread, as a run starts: a RunLogger listening to `trainer`, or None."""
+        if not self.run_folders:
+            return None
+        from .run_folder import RunFolderError, RunFolderWriter
+        from .run_logger import RunLogger
+
+        try:
+            if self._run_folder_generation != generation or self.run_folder is None:
+                base = Path(self.run_folders) / f"{self.dataset.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+                path, n = base, 1
+                while path.exists():
+                    n += 1
+                    path = base.with_name(f"{base.name}-{n}")
+                self.run_folder, self._run_folder_generation = str(path), generation
+            writer = RunFolderWriter(self.run_folder)
+            writer.write_config({"config": trainer.config.to_dict(), "dataset": self.dataset.name, "world_size": 1,
+                                 "source": "studio"})
+            logger = RunLogger(writer, trainer)
+        except (RunFolderError, OSError) as exc:
+            self.post(self._deliver, generation, "error", ErrorEvent(
+                trainer.step_count, f"the run folder cannot be written ({exc}); training goes on without it"))
+            return None
+        trainer.add_listener(logger)
+        return logger
+
+    def _close_run_logger(self, logger, trainer, generation: int, failure: str | None) -> None:
+        if logger is None:
+            return
+        if logger in trainer.listeners:
+            trainer.listeners.remove(logger)
+        try:
+            if failure:
+                logger.fail(failure)
+            else:
+                logger.finish(trainer.state if trainer.state in ("finished", "stopped", "error") else "stopped")
+        except Exception as exc:  # e.g. the disk filled up: the training itself is fine
+            self.post(self._deliver, generation, "error", ErrorEvent(
+                trainer.step_count, f"the run folder could not be completed: {exc}"))
 
     def save(self, path=None) -> str:
         """Save to `path` (default: the current checkpoint path); raises CheckpointError."""
@@ -397,11 +451,13 @@ class Studio:
     def _run_job(self) -> None:
         trainer, generation = self.trainer, self.generation
         self._rate.clear()  # (only the training thread touches it)
+        logger, failure = self._open_run_logger(trainer, generation), None
         try:
             while True:
                 try:
                     summary = trainer.run()
                 except Exception as exc:  # a crash in the loop must reach the user, not kill the thread
+                    failure = f"{type(exc).__name__}: {exc}"
                     self._flush()
                     self.post(self._deliver, generation, "error", ErrorEvent(trainer.step_count,
                                                                              f"training failed: {exc}"))
@@ -413,6 +469,7 @@ class Studio:
                         continue
                     break
             self._flush()
+            self._close_run_logger(logger, trainer, generation, failure)
             self.post(self._deliver, generation, "run_finished", summary)
         finally:
             with self._lock:

@@ -240,6 +240,10 @@ class MainWindow(FileActions, QMainWindow):
                                             tip="Follow a run folder that another process trains")
         self.action_compare_run = self._action("actionCompareRun", "Add run to compare…", self.compare_run_dialog,
                                                tip="Overlay another run folder's losses in the loss plot")
+        self.action_record_runs = self._action(
+            "actionRecordRuns", "Record training in run folders…", lambda on: self.run_follow.choose_recording(on),
+            tip="Keep each training's losses, metrics and checkpoints in a run folder (Open run and TensorBoard read it)")
+        self.action_record_runs.setCheckable(True)
         self.action_quit = self._action("actionQuit", "Quit", self.close, shortcut=QKeySequence.StandardKey.Quit)
 
     def _build_toolbar(self) -> None:
@@ -291,6 +295,7 @@ class MainWindow(FileActions, QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.action_open_run)
         file_menu.addAction(self.action_compare_run)
+        file_menu.addAction(self.action_record_runs)
         file_menu.addSeparator()
         file_menu.addAction(self.action_export_csv)
         export_menu = file_menu.addMenu("Export plot as PNG")
@@ -434,6 +439,10 @@ class MainWindow(FileActions, QMainWindow):
     def compare_run(self, path) -> bool:
         return self.run_follow.compare(path)
 
+    def record_runs_in(self, folder) -> None:
+        """Record training in run folders under `folder` from the next Start on (None: stop)."""
+        self.run_follow.record_runs_in(folder)
+
     def toggle_training(self) -> None:
         if self.state == "running":
             self.pause_training()
@@ -505,7 +514,8 @@ class MainWindow(FileActions, QMainWindow):
         labels = self.status_labels
         labels["state"].setText(self.run_follow.state_text() if self.studio.followed is not None
                                 else STATE_TEXT.get(self.state, self.state))
-        labels["step"].setText(f"step {trainer.step_count:,}")
+        step = self.run_follow.newest_step() if self.studio.followed is not None else trainer.step_count
+        labels["step"].setText(f"step {step:,}")
         labels["epoch"].setText(f"epoch {trainer.epoch:.2f} / {trainer.config.epochs}")
         rate = self.studio.samples_per_second
         shown = rate and (self.state == "running" or self.studio.followed is not None)

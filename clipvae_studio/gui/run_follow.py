@@ -8,6 +8,9 @@ one background-jobs helper. The followed run's records become the studio's histo
 new last.pt is loaded off the GUI thread, with the checkpoint code the File menu uses, and becomes
 the model the map and the explorer show (Studio.show_followed). Nothing trains here while a run is
 followed: "Train here" copies the run's newest checkpoint into a local training.
+
+The other way round, File -> Record training in run folders… (opt-in, remembered in the
+settings) makes the studio's own training keep run folders (Studio.keep_run_folders).
 """
 from __future__ import annotations
 
@@ -15,11 +18,13 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QLabel
+from PySide6.QtWidgets import QFileDialog, QLabel
 
+from ..core.paths import studio_home
 from ..core.run_folder import RunFolderError, RunReader
 
 POLL_MS = 1000  # how often each run folder is read
+RECORD_SETTING = "training/run_folders"  # where the studio records its training; empty: it does not
 
 
 def install_run_follow(window) -> "RunFollower":
@@ -67,6 +72,8 @@ class RunFollower(QObject):
         self.timer.timeout.connect(self.poll_all)
         self._build_toolbar_items()
         window.signals.trainerChanged.connect(self._trainer_changed)
+        window.signals.runFinished.connect(self._run_recorded)
+        self.record_runs_in(str(window.settings.value(RECORD_SETTING, "") or "") or None)
 
     # --- toolbar: what is followed, and the ways out --------------------------------------------
     def _build_toolbar_items(self) -> None:
@@ -106,13 +113,15 @@ class RunFollower(QObject):
         state = status.get("state", "waiting")
         if state == "running" and status.get("alive") is False:
             state = "writer gone"
-        steps = self.studio.history["step"]
-        step = f", step {steps[-1]:,}" if steps else ""
         where = "" if self.shown_step is None else f"; map at step {self.shown_step:,}"
         if self.shown_step is None and self.run.error is None:
             where = "; map: waiting for its first checkpoint"
         error = f" — {self.run.error}" if self.run.error else ""
-        return f"Following {self.run.name} ({state}{step}{where}){error}"
+        return f"Following {self.run.name} ({state}{where}){error}"
+
+    def newest_step(self) -> int:
+        steps = self.studio.history["step"]
+        return steps[-1] if steps else 0
 
     def _update_label(self) -> None:
         self.label.setText(f"<b>FOLLOWING</b> {self.run.name}" if self.following else "")
@@ -227,6 +236,33 @@ class RunFollower(QObject):
         self.compared.clear()
         if self.run is None:
             self.timer.stop()
+
+    # --- recording the studio's own training ------------------------------------------------------
+    def choose_recording(self, on: bool) -> None:
+        """The File menu's check box: ask where to keep run folders, or stop recording."""
+        if not on:
+            self.record_runs_in(None)
+            return
+        start = str(self.window.settings.value("paths/run_folders", "") or studio_home() / "runs")
+        folder = QFileDialog.getExistingDirectory(self.window, "Record training in run folders under", start)
+        if folder:
+            self.window.settings.setValue("paths/run_folders", folder)
+        self.record_runs_in(folder or None)
+
+    def record_runs_in(self, folder) -> None:
+        folder = str(folder) if folder else None
+        self.studio.keep_run_folders(folder)
+        self.window.settings.setValue(RECORD_SETTING, folder or "")
+        action = self.window.action_record_runs
+        action.blockSignals(True)
+        action.setChecked(folder is not None)
+        action.blockSignals(False)
+        action.setStatusTip(f"Training is recorded in run folders under {folder}" if folder else
+                            "Keep each training's losses, metrics and checkpoints in a run folder")
+
+    def _run_recorded(self, _summary) -> None:
+        if self.studio.run_folders and self.studio.run_folder:
+            self.window.statusBar().showMessage(f"Training recorded in {self.studio.run_folder}", 6000)
 
     # --- polling ---------------------------------------------------------------------------------
     def poll_all(self) -> None:
