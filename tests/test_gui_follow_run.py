@@ -200,6 +200,11 @@ def test_runs_overlaid_to_compare_each_in_its_colour_family(qtbot, mnist5k, tmp_
     plot.redraw_if_needed()
     assert not plot.overlays["run-b"]["curves"]["clip"].isVisible()
 
+    # the legend's remove link drops a run: from the plot and from the runs polled
+    plot.overlay_legend.linkActivated.emit("remove:run-b")  # the ✕ after its name
+    assert set(plot.overlays) == {"run-c"} and set(window.run_follow.compared) == {"run-c"}
+    assert "run-b" not in plot.overlay_legend.text()
+
 
 def test_the_studios_own_training_keeps_a_run_folder_when_asked(qtbot, mnist5k, tmp_path):
     window = open_window(qtbot, mnist5k, **TINY)

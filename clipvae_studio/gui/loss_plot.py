@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 import time
+from urllib.parse import quote, unquote
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
@@ -150,6 +151,8 @@ def ema_debiased(values: np.ndarray, weight: float) -> np.ndarray:
 
 class LossPlot(QWidget):
     """Container: a small control row above the pyqtgraph PlotWidget `lossPlot`."""
+
+    overlayRemoved = Signal(str)  # the person removed a compared run from the legend (its name)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -455,6 +458,7 @@ class LossPlot(QWidget):
         self.overlay_legend.setWordWrap(True)
         self.overlay_legend.setContentsMargins(6, 0, 6, 0)
         self.overlay_legend.setVisible(False)
+        self.overlay_legend.linkActivated.connect(self._legend_link)
         layout.addWidget(self.overlay_legend)
 
     def set_primary_name(self, name: str) -> None:
@@ -523,10 +527,17 @@ class LossPlot(QWidget):
             self.overlay_legend.setVisible(False)
             return
         runs = [(self.family_color(0), f"<b>{_escape(self.primary_name or 'this run')}</b>")]
-        runs += [(self.overlay_color(name), _escape(name)) for name in self.overlays]
+        runs += [(self.overlay_color(name), f"{_escape(name)}&nbsp;<a href='remove:{quote(name)}' "
+                  f"style='text-decoration:none'>&#10005;</a>") for name in self.overlays]
         parts = [f"<span style='color:{color}'>&#9644;&#9644;</span>&nbsp;{name}" for color, name in runs]
         self.overlay_legend.setText("Runs: " + " &nbsp;&nbsp; ".join(parts) + " &nbsp;<small>(total darkest, terms lighter)</small>")
         self.overlay_legend.setVisible(True)
+
+    def _legend_link(self, link: str) -> None:
+        if link.startswith("remove:"):
+            name = unquote(link[len("remove:"):])
+            self.remove_overlay(name)
+            self.overlayRemoved.emit(name)
 
     def _draw_overlays(self, buckets: int) -> None:
         """Smoothed like this run (the whole series: overlays change seldom, the result is kept)."""

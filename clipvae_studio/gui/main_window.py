@@ -736,6 +736,7 @@ class MainWindow(FileActions, QMainWindow):
         self.jobs.cancel_all()
         self.worker.shutdown(1000)
         self.loss_plot.timer.stop()
+        self.run_follow.timer.stop()
         self._status_timer.stop()
         super().closeEvent(event)
 

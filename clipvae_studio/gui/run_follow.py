@@ -73,6 +73,7 @@ class RunFollower(QObject):
         self._build_toolbar_items()
         window.signals.trainerChanged.connect(self._trainer_changed)
         window.signals.runFinished.connect(self._run_recorded)
+        window.loss_plot.overlayRemoved.connect(self._forget_compared)
         self.record_runs_in(str(window.settings.value(RECORD_SETTING, "") or "") or None)
 
     # --- toolbar: what is followed, and the ways out --------------------------------------------
@@ -228,6 +229,13 @@ class RunFollower(QObject):
         self._poll(source)
         self.timer.start()
         return True
+
+    def _forget_compared(self, name: str) -> None:
+        source = self.compared.pop(name, None)
+        if source is not None:
+            self.jobs.cancel(source.job)
+        if self.run is None and not self.compared:
+            self.timer.stop()
 
     def remove_compared(self) -> None:
         for name, source in list(self.compared.items()):
