@@ -529,7 +529,7 @@ class LossPlot(QWidget):
         runs = [(self.family_color(0), f"<b>{_escape(self.primary_name or 'this run')}</b>")]
         runs += [(self.overlay_color(name), f"{_escape(name)}&nbsp;<a href='remove:{quote(name)}' "
                   f"style='text-decoration:none'>&#10005;</a>") for name in self.overlays]
-        parts = [f"<span style='color:{color}'>&#9644;&#9644;</span>&nbsp;{name}" for color, name in runs]
+        parts = [f"<nobr><span style='color:{color}'>&#9644;&#9644;</span>&nbsp;{name}</nobr>" for color, name in runs]
         self.overlay_legend.setText("Runs: " + " &nbsp;&nbsp; ".join(parts) + " &nbsp;<small>(total darkest, terms lighter)</small>")
         self.overlay_legend.setVisible(True)
 
@@ -555,4 +555,4 @@ class LossPlot(QWidget):
 
 
 def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace(" ", "&nbsp;").replace("-", "&#8209;")
