@@ -142,6 +142,7 @@ def test_new_checkpoints_become_the_model_and_train_here_copies_the_run(qtbot, m
         assert window.open_run(run)
     assert shown.args == [3] and window.trainer.step_count == 3
     before = decode_point(window.inference_model, Z).image
+    window.canvas.set_marker(0.25, -0.5)  # a point picked on the map to watch the run learn
 
     trainer.run(max_steps=5)
     write_steps(writer, range(4, 9))
@@ -150,6 +151,8 @@ def test_new_checkpoints_become_the_model_and_train_here_copies_the_run(qtbot, m
     assert shown.args == [8] and window.trainer.step_count == 8
     after = decode_point(window.inference_model, Z).image
     assert not np.allclose(before, after)
+    assert window.canvas.marker_position() == pytest.approx((0.25, -0.5))  # the same model moved on: kept
+    assert window.canvas.snapshot.step == 8
     assert not action(window, "actionStart").isEnabled()
 
     action(window, "actionTrainFollowedHere").trigger()
@@ -227,22 +230,23 @@ def test_the_studios_own_training_keeps_a_run_folder_when_asked(qtbot, mnist5k, 
         with qtbot.waitSignal(window.signals.runFinished, timeout=WAIT_MS):
             action(window, "actionStop").trigger()
 
-    train_a_little(3)
-    folder = Path(window.studio.run_folder)
-    assert folder.parent == tmp_path / "runs" and folder.name.startswith("mnist5k-")
-    train_a_little(2)  # Start again: a second attempt in the same folder
-    assert Path(window.studio.run_folder) == folder
+    try:
+        train_a_little(3)
+        folder = Path(window.studio.run_folder)
+        assert folder.parent == tmp_path / "runs" and folder.name.startswith("mnist5k-")
+        train_a_little(2)  # Start again: a second attempt in the same folder
+        assert Path(window.studio.run_folder) == folder
 
-    from clipvae_studio.core.checkpoint import load_checkpoint
-    from clipvae_studio.core.run_folder import RunReader
+        from clipvae_studio.core.checkpoint import load_checkpoint
+        from clipvae_studio.core.run_folder import RunReader
 
-    reader = RunReader(folder)
-    reader.poll()
-    steps = [r["step"] for r in reader.records("step")]
-    assert steps == list(range(1, window.trainer.step_count + 1))
-    assert {r["attempt"] for r in reader.records("step")} == {0, 1}
-    assert reader.status()["state"] == "stopped" and reader.config["source"] == "studio"
-    assert load_checkpoint(folder / "last.pt").step == window.trainer.step_count
-
-    window.record_runs_in(None)
+        reader = RunReader(folder)
+        reader.poll()
+        steps = [r["step"] for r in reader.records("step")]
+        assert steps == list(range(1, window.trainer.step_count + 1))
+        assert {r["attempt"] for r in reader.records("step")} == {0, 1}
+        assert reader.status()["state"] == "stopped" and reader.config["source"] == "studio"
+        assert load_checkpoint(folder / "last.pt").step == window.trainer.step_count
+    finally:  # the setting is remembered: later windows of this test session must not record
+        window.record_runs_in(None)
     assert window.studio.run_folders is None and not action(window, "actionRecordRuns").isChecked()

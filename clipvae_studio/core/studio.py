@@ -129,6 +129,7 @@ class Studio:
         self.followed_status: dict = {}  # the followed run's status.json, as last read
         self._followed_history: dict | None = None
         self._followed_evals: list = []
+        self._followed_shown = False  # a checkpoint of the followed run is the current trainer
         self.run_folders: str | None = None  # opt-in (keep_run_folders): training is recorded under it
         self.run_folder: str | None = None  # the current model's run folder, once it has trained
         self._run_folder_generation = -1
@@ -170,10 +171,12 @@ class Studio:
 
     # --- the model's lifecycle (caller's thread; the GUI thread in the GUI) ----------------
     def install(self, trainer: "Trainer", *, saved: bool = True, model=None, snapshot=None,
-                keep_following: bool = False) -> None:
+                keep_following: bool = False, announce: bool = True) -> None:
         """Make `trainer` current: its history, weights and state are what the views show now.
         `model` / `snapshot`: its inference copy and latent snapshot, when built off this thread.
-        Any install but a followed run's checkpoint ends following."""
+        Any install but a followed run's checkpoint ends following. announce=False: the same
+        model moved on (a followed run's next checkpoint), so no `trainer` event: the views keep
+        their state (the map its basis and picked point) and get the new weights and snapshot."""
         if self._busy:
             raise RuntimeError("stop training before replacing the trainer")
         old = self.trainer
@@ -190,7 +193,8 @@ class Studio:
         if not keep_following:
             self.followed, self._followed_history, self._followed_evals = None, None, []
         trainer.add_listener(self._listen)
-        self.events.trainer.emit(trainer)
+        if announce:
+            self.events.trainer.emit(trainer)
         self._set_model(model if model is not None else inference_copy(trainer.model))
         self.events.snapshot.emit(snapshot if snapshot is not None else trainer.latent_snapshot())
         self._set_state(trainer.state)
@@ -238,7 +242,7 @@ class Studio:
         (add_followed); the current model stays on the map until its first checkpoint
         (show_followed). Start and Step do nothing while following."""
         self.stop_and_wait()
-        self.followed, self.followed_status = str(name), {}
+        self.followed, self.followed_status, self._followed_shown = str(name), {}, False
         self._followed_history = {k: [] for k in ("step", "epoch") + CURVE_KEYS}
         self._followed_evals = []
         self.checkpoint_path = None
@@ -290,7 +294,10 @@ class Studio:
         if self.followed is None:
             return
         rate = self.samples_per_second  # the run's, from its records: installing resets it
-        self.install(trainer, saved=True, model=model, snapshot=snapshot, keep_following=True)
+        old = self.trainer
+        moved_on = self._followed_shown and old is not None and old.model.architecture() == trainer.model.architecture()
+        self.install(trainer, saved=True, model=model, snapshot=snapshot, keep_following=True, announce=not moved_on)
+        self._followed_shown = True
         self.samples_per_second = rate
 
     def stop_following(self) -> None:

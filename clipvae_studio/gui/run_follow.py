@@ -166,21 +166,23 @@ class RunFollower(QObject):
         """Copy the followed run's newest checkpoint into a local training (off the GUI thread)."""
         if not self.following:
             return
-        last = self.run.reader.newest_checkpoint()
-        if last is None:
-            self.window.show_message("No checkpoint yet", f"{self.run.name} has written no checkpoint yet "
-                                     "(last.pt); try again once it has.", "info")
-            return
-        name = self.run.name
-        dataset = self.studio.dataset
-        self.jobs.submit(lambda _stop, _progress: _load_trainer(last.path, dataset),
-                         lambda loaded: self._trained_here(name, loaded),
+        name, reader, dataset = self.run.name, self.run.reader, self.studio.dataset
+
+        def load(_stop, _progress):
+            last = reader.newest_checkpoint()
+            return None if last is None else _load_trainer(last.path, dataset)
+
+        self.jobs.submit(load, lambda loaded: self._trained_here(name, loaded),
                          on_error=lambda message: self.window.show_message(
                              "Could not copy the run", f"{name}: {message.splitlines()[0]}", "error"),
                          name="train-here")
 
     def _trained_here(self, name: str, loaded) -> None:
         if self.run is None or self.run.name != name:
+            return
+        if loaded is None:
+            self.window.show_message("No checkpoint yet", f"{name} has written no checkpoint yet (last.pt); "
+                                     "try again once it has.", "info")
             return
         trainer, model, snapshot = loaded
         self._forget_run()
