@@ -54,7 +54,7 @@ def test_follows_a_run_that_another_process_trains(qtbot, mnist5k, tmp_path):
     sets = [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
     process = subprocess.Popen(
         [sys.executable, "-m", "clipvae_studio", "train", "--dataset", "mnist5k", "--run-dir", str(run),
-         "--time-budget", "30", "--checkpoint-every", "4", "--keep-checkpoints", "0", "--no-tensorboard",
+         "--time-budget", "30", "--checkpoint-every", "2", "--keep-checkpoints", "0", "--no-tensorboard",
          "--quiet", *sets], env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -250,3 +250,22 @@ def test_the_studios_own_training_keeps_a_run_folder_when_asked(qtbot, mnist5k, 
     finally:  # the setting is remembered: later windows of this test session must not record
         window.record_runs_in(None)
     assert window.studio.run_folders is None and not action(window, "actionRecordRuns").isChecked()
+
+
+def test_the_studio_model_follows_without_qt(mnist5k):
+    """core/studio.py's followed mode: the run's records are the one history; nothing trains."""
+    from clipvae_studio.core.studio import Studio
+
+    studio = Studio(preset("studio").with_values(**TINY), mnist5k)
+    studio.new_model()
+    batches = []
+    studio.events.losses.connect(batches.append)
+    studio.follow("elsewhere")
+    assert not studio.start() and not studio.can_start and studio.history["step"] == []
+    assert not studio.add_followed([step_record(s, 10.0 / s) for s in range(1, 6)], [])
+    assert studio.history["step"] == [1, 2, 3, 4, 5] and list(batches[-1]["step"]) == [1, 2, 3, 4, 5]
+    assert studio.add_followed([step_record(4, 99.0)], [], rewind_to=3)  # a restart at step 3
+    assert studio.history["step"] == [1, 2, 3, 4] and studio.history["total"][-1] == 99.0
+    studio.stop_following()
+    assert studio.followed is None and studio.history is studio.trainer.history and studio.can_start
+    studio.shutdown()

@@ -130,6 +130,7 @@ class Studio:
         self._followed_history: dict | None = None
         self._followed_evals: list = []
         self._followed_shown = False  # a checkpoint of the followed run is the current trainer
+        self._path_before_following: str | None = None
         self.run_folders: str | None = None  # opt-in (keep_run_folders): training is recorded under it
         self.run_folder: str | None = None  # the current model's run folder, once it has trained
         self._run_folder_generation = -1
@@ -245,7 +246,7 @@ class Studio:
         self.followed, self.followed_status, self._followed_shown = str(name), {}, False
         self._followed_history = {k: [] for k in ("step", "epoch") + CURVE_KEYS}
         self._followed_evals = []
-        self.checkpoint_path = None
+        self._path_before_following, self.checkpoint_path = self.checkpoint_path, None
         self.events.trainer.emit(self.trainer)  # the views reload the (followed) history
         self.events.document.emit()
 
@@ -305,6 +306,8 @@ class Studio:
         (Start trains it here, from its checkpoint's history)."""
         if self.followed is None:
             return
+        if not self._followed_shown:  # the local model is still the current one
+            self.checkpoint_path = self._path_before_following
         self.followed, self._followed_history, self._followed_evals = None, None, []
         self.samples_per_second = 0.0
         self.events.trainer.emit(self.trainer)

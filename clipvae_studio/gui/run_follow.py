@@ -282,8 +282,14 @@ class RunFollower(QObject):
     def _poll(self, source: RunSource) -> None:
         if source.job is not None:  # the previous read of this folder is still under way
             return
-        source.job = self.jobs.submit(lambda _stop, _progress: source.reader.poll(),
-                                      lambda update: self._polled(source, update),
+        compared = source is not self.run
+
+        def read(_stop, _progress):
+            # A compared run's whole history is rebuilt here too: the job owns the reader meanwhile.
+            update = source.reader.poll()
+            return update, _history_of(source.reader.records("step")) if compared and update.changed else None
+
+        source.job = self.jobs.submit(read, lambda result: self._polled(source, *result),
                                       on_error=lambda message: self._poll_failed(source, message),
                                       name=f"poll {source.name}")
 
@@ -291,13 +297,13 @@ class RunFollower(QObject):
         source.job = None
         source.error = f"cannot read the folder: {message.splitlines()[0]}"
 
-    def _polled(self, source: RunSource, update) -> None:
+    def _polled(self, source: RunSource, update, history) -> None:
         source.job, source.error = None, None
         source.status = update.status
         if source is self.run:
             self._apply_to_studio(update)
-        elif self.compared.get(source.name) is source and update.changed:
-            self.window.loss_plot.set_overlay(source.name, _history_of(source.reader.records("step")))
+        elif self.compared.get(source.name) is source and history is not None:
+            self.window.loss_plot.set_overlay(source.name, history)
         self.polled.emit(source.name)
 
     def _apply_to_studio(self, update) -> None:
