@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop after this much training time")
     train.add_argument("--device", choices=DEVICES, help="default: the config's (auto)")
     train.add_argument("--out", help="checkpoint to write at the end (and on Ctrl-C)")
+    train.add_argument("--force", action="store_true", help="let --out replace a file that is not a checkpoint")
     train.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint")
     train.add_argument("--json", action="store_true", help="print one JSON summary line at the end")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -108,27 +109,39 @@ def _dataset(args, fallback: str = "mnist5k"):
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
-    from .core import Trainer, load_checkpoint, preset, save_trainer
+    from .cli_checks import check_train_args
+    from .core import Trainer, load_checkpoint, preset, resolve_device, save_trainer
     from .core.config import MODEL_FIELDS, apply_overrides
     from .core.events import ErrorEvent, StepEvent
+    from .core.validation import check_training, fit_to_dataset
 
+    check_train_args(args)
     dataset = _dataset(args)
     model, payload = None, None
+    explicit = {pair.split("=", 1)[0].strip() for pair in args.overrides}
     if args.resume:
         ckpt = load_checkpoint(args.resume, dataset.image_shape, dataset.num_labels)
         config, model, payload = ckpt.config, ckpt.model, ckpt.payload()
-        touched = {pair.split("=", 1)[0].strip() for pair in args.overrides} & set(MODEL_FIELDS)
+        touched = explicit & set(MODEL_FIELDS)
         if touched:
             raise CLIError(f"cannot change {', '.join(sorted(touched))} when resuming: the weights fix the architecture")
+        _adopt_label_names(model, dataset, args.resume)
     else:
         config = preset(args.preset)
     config = apply_overrides(config, args.overrides)
-    if args.epochs:
+    notes = []
+    if model is None:
+        config, notes = fit_to_dataset(config, dataset.num_labels, explicit)
+    if args.epochs is not None:
         config = config.with_values(epochs=args.epochs)
     elif args.time_budget:
         config = config.with_values(epochs=10**6)  # the time budget ends the run
     if args.device:
         config = config.with_values(device=args.device)
+    notes += check_training(config, dataset.image_shape, dataset.num_labels, len(dataset.train_images),
+                            fresh_model=model is None, device=resolve_device(config.device))
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
     trainer = Trainer(config, dataset, model=model)
     if payload:
         trainer.restore(payload)
@@ -164,7 +177,8 @@ def cmd_train(args) -> int:
         # the 10**6 placeholder, so the checkpoint reads "epoch 143.7 / 144" and training it further
         # in the studio goes on at the end of the schedule, not at the full learning rate again.
         trainer.config = trainer.config.with_values(epochs=max(1, math.ceil(trainer.epoch)))
-    if args.out:
+    errors += _training_problems(trainer, summary)
+    if args.out and trainer_weights_finite(trainer):
         save_trainer(args.out, trainer)
         summary["checkpoint"] = args.out
     summary.update(preset=args.preset if not args.resume else "resumed", dataset=dataset.name)
@@ -181,6 +195,34 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _adopt_label_names(model, dataset, resumed: str) -> None:
+    """Labels are matched by position: say so when the names differ, and let the model take the data's."""
+    if list(model.label_names) == list(dataset.label_names):
+        return
+    changed = [f"{old!r} -> {new!r}" for old, new in zip(model.label_names, dataset.label_names) if old != new]
+    print(f"warning: {resumed} names its labels differently from {dataset.name} ({len(changed)} differ: "
+          f"{', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}); labels are matched by position and "
+          f"the model now takes the dataset's names", file=sys.stderr)
+    model.label_names = list(dataset.label_names)
+
+
+def trainer_weights_finite(trainer) -> bool:
+    from .core.speed import all_finite
+
+    return all_finite(list(trainer.model.parameters()))
+
+
+def _training_problems(trainer, summary) -> list[str]:
+    """What makes a finished run a failure although no step reported one."""
+    problems = []
+    if not trainer_weights_finite(trainer):
+        problems.append("the weights became non-finite (NaN or infinite) and were not saved; lower the learning rate")
+    bad = sorted(k for k, v in summary["metrics"].items() if isinstance(v, float) and not math.isfinite(v))
+    if bad:
+        problems.append(f"the evaluation gave non-finite {', '.join(bad)}: the model diverged; lower the learning rate")
+    return problems
+
+
 def cmd_eval(args) -> int:
     import torch
 
@@ -188,8 +230,9 @@ def cmd_eval(args) -> int:
     from .core.metrics import evaluate
 
     ckpt = load_checkpoint(args.checkpoint)
-    dataset = _dataset(args, fallback=ckpt.dataset if ckpt.dataset in ("mnist5k", "mnist", "fashion-mnist", "kmnist")
-                       else "mnist5k")
+    dataset = _dataset(args, fallback=_eval_fallback(args, ckpt))
+    if len(dataset.test_images) == 0:
+        raise CLIError(f"{dataset.name} has no test images to evaluate on")
     ckpt = load_checkpoint(args.checkpoint, dataset.image_shape, dataset.num_labels)
     model = ckpt.model.to(resolve_device(args.device))
     with torch.no_grad():
@@ -206,6 +249,19 @@ def cmd_eval(args) -> int:
         for key, value in rows.items():
             print(f"{key:>{width}}: {value:.4f}" if isinstance(value, float) else f"{key:>{width}}: {value}")
     return 0
+
+
+def _eval_fallback(args, ckpt) -> str:
+    """The dataset to evaluate on when --dataset is not given: the one the model was trained on."""
+    if args.dataset:
+        return args.dataset
+    if ckpt.dataset in ("mnist5k", "mnist", "fashion-mnist", "kmnist"):
+        return ckpt.dataset
+    if ckpt.dataset is None:
+        print("note: the checkpoint does not name its dataset; evaluating on mnist5k", file=sys.stderr)
+        return "mnist5k"
+    raise CLIError(f"{args.checkpoint} was trained on {ckpt.dataset!r}, a folder or IDX set: name it with "
+                   f"--dataset folder (or idx) --data-dir PATH")
 
 
 def _generation_figures(model, dataset, args) -> dict:
@@ -274,6 +330,8 @@ def cmd_sample(args) -> int:
     model = ckpt.model.eval()
     if args.n < 1:
         raise CLIError("--n must be at least 1")
+    if model.image_shape[0] not in (1, 3):
+        raise CLIError(f"the model draws {model.image_shape[0]}-channel images; a PNG holds 1 (grey) or 3 (RGB)")
     generator = torch.Generator().manual_seed(args.seed)
     if args.noise:
         images = sample_noise(model, args.n, generator)
