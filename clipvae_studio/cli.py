@@ -131,7 +131,7 @@ def cmd_train(args) -> int:
     config = apply_overrides(config, args.overrides)
     notes = []
     if model is None:
-        config, notes = fit_to_dataset(config, dataset.num_labels, explicit)
+        config, notes = fit_to_dataset(config, dataset.image_shape, dataset.num_labels, explicit)
     if args.epochs is not None:
         config = config.with_values(epochs=args.epochs)
     elif args.time_budget:
@@ -145,6 +145,7 @@ def cmd_train(args) -> int:
     trainer = Trainer(config, dataset, model=model)
     if payload:
         trainer.restore(payload)
+    trainer.prepare()  # the optimiser's first construction imports torch._dynamo (seconds): not training time
 
     errors: list[str] = []
     bar = tqdm(total=None if args.time_budget else trainer.total_steps, initial=trainer.step_count,
@@ -177,10 +178,11 @@ def cmd_train(args) -> int:
         # the 10**6 placeholder, so the checkpoint reads "epoch 143.7 / 144" and training it further
         # in the studio goes on at the end of the schedule, not at the full learning rate again.
         trainer.config = trainer.config.with_values(epochs=max(1, math.ceil(trainer.epoch)))
-    errors += _training_problems(trainer, summary)
-    if args.out and trainer_weights_finite(trainer):
+    problems = _training_problems(trainer, summary)
+    if args.out and not problems:
         save_trainer(args.out, trainer)
         summary["checkpoint"] = args.out
+    errors += [problem + ("; nothing was saved" if args.out else "") for problem in problems]
     summary.update(preset=args.preset if not args.resume else "resumed", dataset=dataset.name)
     if args.json:
         print(json.dumps(summary))
@@ -206,17 +208,13 @@ def _adopt_label_names(model, dataset, resumed: str) -> None:
     model.label_names = list(dataset.label_names)
 
 
-def trainer_weights_finite(trainer) -> bool:
-    from .core.speed import all_finite
-
-    return all_finite(list(trainer.model.parameters()))
-
-
 def _training_problems(trainer, summary) -> list[str]:
     """What makes a finished run a failure although no step reported one."""
+    from .core.speed import all_finite
+
     problems = []
-    if not trainer_weights_finite(trainer):
-        problems.append("the weights became non-finite (NaN or infinite) and were not saved; lower the learning rate")
+    if not all_finite([p for p in trainer.model.parameters() if p.numel()]):
+        problems.append("the weights became non-finite (NaN or infinite): lower the learning rate")
     bad = sorted(k for k, v in summary["metrics"].items() if isinstance(v, float) and not math.isfinite(v))
     if bad:
         problems.append(f"the evaluation gave non-finite {', '.join(bad)}: the model diverged; lower the learning rate")

@@ -28,9 +28,14 @@ def max_shift(image_shape) -> int:
     return min(image_shape[1:]) // 4
 
 
-def fit_to_dataset(config: TrainConfig, num_labels: int, explicit: set[str] = frozenset()) -> tuple[TrainConfig, list[str]]:
+def fit_to_dataset(config: TrainConfig, image_shape, num_labels: int,
+                   explicit: set[str] = frozenset()) -> tuple[TrainConfig, list[str]]:
     """A preset's defaults adjusted to the data (fields the person set themselves are kept); warnings say what changed."""
     warnings = []
+    if int(round(config.augment_px)) > max_shift(image_shape) and "augment_px" not in explicit:
+        config = config.with_values(augment_px=float(max_shift(image_shape)))
+        warnings.append(f"augment_px lowered to {config.augment_px:g}: larger shifts move "
+                        f"{'x'.join(map(str, image_shape[1:]))} images out of the frame")
     if config.decoder_heads and num_labels > MAX_DEFAULT_HEADS and "decoder_heads" not in explicit:
         config = config.with_values(decoder_heads=False)
         warnings.append(f"decoder_heads turned off: {num_labels} labels would each get a full-image output layer "
@@ -49,6 +54,8 @@ def check_training(config: TrainConfig, image_shape, num_labels: int, n_train: i
     if fresh_model and config.arch == "conv" and min(h, w) < CONV_MIN_SIDE:
         raise ValueError(f"arch 'conv' needs images of at least {CONV_MIN_SIDE}x{CONV_MIN_SIDE} pixels, these are "
                          f"{h}x{w}: use a larger --image-size or --set arch=mlp")
+    if fresh_model:  # before the other checks: "too big" is the first thing to fix
+        check_model_memory(config, image_shape, num_labels, device)
     shift = int(round(config.augment_px))
     if shift > max_shift(image_shape):
         raise ValueError(f"augment_px={config.augment_px:g} shifts {h}x{w} images by up to {shift} pixels, out of the "
@@ -63,8 +70,6 @@ def check_training(config: TrainConfig, image_shape, num_labels: int, n_train: i
     if config.batch_size > n_train:
         warnings.append(f"batch_size {config.batch_size:,} is larger than the {n_train:,} training images: "
                         f"each step uses all {n_train:,}")
-    if fresh_model:
-        check_model_memory(config, image_shape, num_labels, device)
     return warnings
 
 
