@@ -109,7 +109,7 @@ def _dataset(args, fallback: str = "mnist5k"):
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
-    from .cli_checks import check_train_args
+    from .cli_checks import adopt_label_names, check_train_args, training_problems
     from .core import Trainer, load_checkpoint, preset, resolve_device, save_trainer
     from .core.config import MODEL_FIELDS, apply_overrides
     from .core.events import ErrorEvent, StepEvent
@@ -125,7 +125,8 @@ def cmd_train(args) -> int:
         touched = explicit & set(MODEL_FIELDS)
         if touched:
             raise CLIError(f"cannot change {', '.join(sorted(touched))} when resuming: the weights fix the architecture")
-        _adopt_label_names(model, dataset, args.resume)
+        for note in adopt_label_names(model, dataset, args.resume):
+            print(f"warning: {note}", file=sys.stderr)
     else:
         config = preset(args.preset)
     config = apply_overrides(config, args.overrides)
@@ -178,7 +179,7 @@ def cmd_train(args) -> int:
         # the 10**6 placeholder, so the checkpoint reads "epoch 143.7 / 144" and training it further
         # in the studio goes on at the end of the schedule, not at the full learning rate again.
         trainer.config = trainer.config.with_values(epochs=max(1, math.ceil(trainer.epoch)))
-    problems = _training_problems(trainer, summary)
+    problems = training_problems(trainer, summary)
     if args.out and not problems:
         save_trainer(args.out, trainer)
         summary["checkpoint"] = args.out
@@ -197,38 +198,16 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _adopt_label_names(model, dataset, resumed: str) -> None:
-    """Labels are matched by position: say so when the names differ, and let the model take the data's."""
-    if list(model.label_names) == list(dataset.label_names):
-        return
-    changed = [f"{old!r} -> {new!r}" for old, new in zip(model.label_names, dataset.label_names) if old != new]
-    print(f"warning: {resumed} names its labels differently from {dataset.name} ({len(changed)} differ: "
-          f"{', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}); labels are matched by position and "
-          f"the model now takes the dataset's names", file=sys.stderr)
-    model.label_names = list(dataset.label_names)
-
-
-def _training_problems(trainer, summary) -> list[str]:
-    """What makes a finished run a failure although no step reported one."""
-    from .core.speed import all_finite
-
-    problems = []
-    if not all_finite([p for p in trainer.model.parameters() if p.numel()]):
-        problems.append("the weights became non-finite (NaN or infinite): lower the learning rate")
-    bad = sorted(k for k, v in summary["metrics"].items() if isinstance(v, float) and not math.isfinite(v))
-    if bad:
-        problems.append(f"the evaluation gave non-finite {', '.join(bad)}: the model diverged; lower the learning rate")
-    return problems
-
-
 def cmd_eval(args) -> int:
     import torch
 
     from .core import load_checkpoint, resolve_device
     from .core.metrics import evaluate
 
+    from .cli_checks import eval_dataset_name
+
     ckpt = load_checkpoint(args.checkpoint)
-    dataset = _dataset(args, fallback=_eval_fallback(args, ckpt))
+    dataset = _dataset(args, fallback=eval_dataset_name(args, ckpt))
     if len(dataset.test_images) == 0:
         raise CLIError(f"{dataset.name} has no test images to evaluate on")
     ckpt = load_checkpoint(args.checkpoint, dataset.image_shape, dataset.num_labels)
@@ -247,19 +226,6 @@ def cmd_eval(args) -> int:
         for key, value in rows.items():
             print(f"{key:>{width}}: {value:.4f}" if isinstance(value, float) else f"{key:>{width}}: {value}")
     return 0
-
-
-def _eval_fallback(args, ckpt) -> str:
-    """The dataset to evaluate on when --dataset is not given: the one the model was trained on."""
-    if args.dataset:
-        return args.dataset
-    if ckpt.dataset in ("mnist5k", "mnist", "fashion-mnist", "kmnist"):
-        return ckpt.dataset
-    if ckpt.dataset is None:
-        print("note: the checkpoint does not name its dataset; evaluating on mnist5k", file=sys.stderr)
-        return "mnist5k"
-    raise CLIError(f"{args.checkpoint} was trained on {ckpt.dataset!r}, a folder or IDX set: name it with "
-                   f"--dataset folder (or idx) --data-dir PATH")
 
 
 def _generation_figures(model, dataset, args) -> dict:

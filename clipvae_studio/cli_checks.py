@@ -1,9 +1,11 @@
-"""Checks of command-line arguments made before any data is read or any step is trained, so a
-run that cannot end well stops in the first second with the reason, not after the training."""
+"""Checks of the command line's runs: arguments checked before any data is read or any step is
+trained (a run that cannot end well stops in the first second with the reason, not after the
+training), and a finished run checked before anything is saved."""
 from __future__ import annotations
 
 import math
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -58,3 +60,41 @@ def is_checkpoint_file(path: Path) -> bool:
     except Exception:  # noqa: BLE001 (any failure means: not a checkpoint we could have written)
         return False
     return isinstance(data, dict) and (data.get("format") == FORMAT or "image_encoder.stem.weight" in data)
+
+
+def adopt_label_names(model, dataset, resumed: str) -> list[str]:
+    """Labels are matched by position: when the names differ the model takes the data's, and a warning says so."""
+    if list(model.label_names) == list(dataset.label_names):
+        return []
+    changed = [f"{old!r} -> {new!r}" for old, new in zip(model.label_names, dataset.label_names) if old != new]
+    model.label_names = list(dataset.label_names)
+    return [f"{resumed} names its labels differently from {dataset.name} ({len(changed)} differ: "
+            f"{', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}); labels are matched by position and "
+            f"the model now takes the dataset's names"]
+
+
+def training_problems(trainer, summary: dict) -> list[str]:
+    """What makes a finished run a failure although no step reported one (then nothing is saved)."""
+    from .core.speed import all_finite
+
+    problems = []
+    if not all_finite([p for p in trainer.model.parameters() if p.numel()]):
+        problems.append("the weights became non-finite (NaN or infinite): lower the learning rate")
+    bad = sorted(k for k, v in summary["metrics"].items() if isinstance(v, float) and not math.isfinite(v))
+    if bad:
+        problems.append(f"the evaluation gave non-finite {', '.join(bad)}: the model diverged; lower the learning rate")
+    return problems
+
+
+def eval_dataset_name(args, ckpt) -> str:
+    """The dataset to evaluate on: --dataset, else the one the model was trained on; a folder or IDX
+    set must be named again (its path is not stored), never silently replaced by the bundled digits."""
+    if args.dataset:
+        return args.dataset
+    if ckpt.dataset in ("mnist5k", "mnist", "fashion-mnist", "kmnist"):
+        return ckpt.dataset
+    if ckpt.dataset is None:
+        print("note: the checkpoint does not name its dataset; evaluating on mnist5k", file=sys.stderr)
+        return "mnist5k"
+    raise ArgumentProblem(f"{args.checkpoint} was trained on {ckpt.dataset!r}, a folder or IDX set: name it with "
+                          f"--dataset folder (or idx) --data-dir PATH")

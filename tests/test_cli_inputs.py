@@ -3,7 +3,6 @@ refused with one line naming the cause, before any training; a run that diverges
 and never saves non-finite weights. Tiny generated data and models keep each test under a few seconds."""
 import errno
 import json
-import struct
 import tempfile
 from pathlib import Path
 
@@ -40,12 +39,6 @@ def _idx(folder: Path, images, labels, test=None) -> Path:
         write_idx(folder / "t10k-images-idx3-ubyte", test[0])
         write_idx(folder / "t10k-labels-idx1-ubyte", test[1])
     return folder
-
-
-def _int32_labels(path: Path, labels) -> None:
-    """IDX labels as big-endian int32 (type 0x0C): values past 255."""
-    labels = np.asarray(labels, dtype=">i4")
-    path.write_bytes(struct.pack(">HBBI", 0, 0x0C, 1, len(labels)) + labels.tobytes())
 
 
 def _refused(argv, capsys, *words):
