@@ -6,6 +6,7 @@ panel both edit the same fields, so a run is fully described by `asdict(config)`
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -83,11 +84,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be between 0 and 1, not {getattr(self, name)}")
         if self.decoder_heads and self.arch != "mlp":
             raise ValueError("decoder_heads needs arch 'mlp'")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, not {self.lr}")
-        for f in fields(self):
-            if f.name.startswith("w_") and getattr(self, f.name) < 0:
-                raise ValueError(f"{f.name} must not be negative")
+        _check_numbers(self)
         return self
 
     def with_values(self, **changes: Any) -> "TrainConfig":
@@ -100,6 +97,34 @@ class TrainConfig:
     def from_dict(cls, values: dict) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+SEED_RANGE = 2**32  # numpy and torch both take seeds 0 .. 2**32 - 1 on every platform
+
+
+def _check_numbers(config: TrainConfig) -> None:
+    """Numbers that would only fail later, or silently: NaN passes every `< 0` test, an infinite
+    learning rate turns every weight into NaN within a step, a negative warm-up is ignored."""
+    def finite(name):
+        value = getattr(config, name)
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, not {value}")
+        return value
+
+    if not finite("lr") > 0:
+        raise ValueError(f"lr must be positive, not {config.lr}")
+    for f in fields(config):
+        if f.name.startswith("w_") and finite(f.name) < 0:
+            raise ValueError(f"{f.name} must not be negative, not {getattr(config, f.name)}")
+    for name in ("weight_decay", "free_bits", "augment_px"):
+        if finite(name) < 0:
+            raise ValueError(f"{name} must not be negative, not {getattr(config, name)}")
+    if not finite("snapshot_every_s") > 0:
+        raise ValueError(f"snapshot_every_s must be positive, not {config.snapshot_every_s}")
+    if config.kl_warmup_steps < 0:
+        raise ValueError(f"kl_warmup_steps must be 0 or more, not {config.kl_warmup_steps}")
+    if not 0 <= config.seed < SEED_RANGE:
+        raise ValueError(f"seed must be between 0 and {SEED_RANGE - 1:,}, not {config.seed:,}")
 
 
 # Field groups, for help texts and the GUI settings panel.
@@ -211,7 +236,7 @@ def parse_value(config: TrainConfig, key: str, text: str) -> Any:
             return int(float(text)) if "e" in text.lower() else int(text)
         if isinstance(current, float):
             return float(text)
-    except ValueError:
+    except (ValueError, OverflowError):  # int("inf") overflows
         raise ValueError(f"{key} expects a {type(current).__name__}, not {text!r}") from None
     return text
 
