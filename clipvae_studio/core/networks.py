@@ -111,7 +111,8 @@ class ConvImageEncoder(nn.Module):
         self.channels = conv_channels(image_shape)
         layers, c_in = [], c
         for c_out in self.channels:
-            layers += [nn.Conv2d(c_in, c_out, 3, 2, 1), nn.GELU()]
+            # normalised per stage: a plain stack's signal fades with depth (4-5 stages at 64-128 px)
+            layers += [nn.Conv2d(c_in, c_out, 3, 2, 1), nn.GroupNorm(min(8, c_out // 4), c_out), nn.GELU()]
             c_in = c_out
         self.features = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():
@@ -146,7 +147,7 @@ class ConvImageDecoder(nn.Module):
         )
         layers = []
         for c_in, c_out in zip(self.channels[::-1], self.channels[-2::-1]):
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.GELU()]
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.GroupNorm(min(8, c_out // 4), c_out), nn.GELU()]
         self.up = nn.Sequential(*layers)
 
         def draw():
