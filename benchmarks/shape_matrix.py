@@ -36,6 +36,7 @@ def run_case(case: dict) -> dict:
     config = config.with_values(lr=config.lr * case["lr_factor"], device=case["device"], seed=case["seed"],
                                 eval_every_steps=10**9, snapshot_every_s=1e9, snapshot_size=50,
                                 **({"batch_size": case["batch_size"]} if case["batch_size"] else {}))
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # torch and the data, before the model
     errors: list = []
     step_times: list[float] = []
     trainer = Trainer(config, data, eval_size=None, num_threads=case["threads"],
@@ -63,7 +64,8 @@ def run_case(case: dict) -> dict:
                 samples_per_second=round(config.batch_size / step_s, 1) if step_s else None,
                 first_loss=round(history[0], 3) if history else None,
                 last_loss=round(history[-1], 3) if history else None,
-                peak_memory_mb=round(peak / 2**20, 1), peak_memory_kind="cuda" if cuda else "cpu_rss")
+                peak_memory_mb=round(peak / 2**20, 1), peak_memory_kind="cuda" if cuda else "cpu_rss",
+                rss_before_training_mb=round(rss_before / 2**20, 1))
 
 
 def main(argv=None) -> int:

@@ -1,5 +1,5 @@
 """Sizing rules: which image network serves an input, how wide its layers are, and how the
-learning rate and the reconstruction weight follow the input's size (docs/architecture.md).
+learning rate and the reconstruction weight follow the input's size.
 
 Two facts drive them:
 - AdamW moves every weight by about the learning rate per step whatever the gradient's size,
