@@ -23,7 +23,7 @@ from torch import nn
 
 REFERENCE_PIXELS = 28 * 28  # the size the studio preset was tuned at
 CONV_PARAM_BUDGET = 4_000_000  # image encoder + decoder weights of a conv model, at any size
-CONV_MACS_PER_IMAGE = 3_000_000  # multiply-adds of one image through both conv stacks (forward)
+CONV_MACS_PER_IMAGE = 4_500_000  # multiply-adds of one image through both conv stacks (forward)
 CONV_TOP_SIDE = 4  # the encoder halves the image until its side is at most this
 CONV_MAX_CHANNELS = 256
 MLP_MAX_PIXELS = REFERENCE_PIXELS  # "auto": the mlp up to one 28 x 28 grey image's values
@@ -73,13 +73,13 @@ def _grids(image_shape, stages: int) -> list[tuple[int, int]]:
 
 
 def conv_macs(image_shape, channels) -> int:
-    """Forward multiply-adds of one image through the encoder (3 x 3) and decoder (4 x 4) stacks."""
+    """Forward multiply-adds of one image through the encoder and decoder stacks."""
     c = image_shape[0]
     grids = _grids(image_shape, len(channels))
     ins = [c] + list(channels[:-1])
     total = 0
     for c_in, c_out, (gh, gw) in zip(ins, channels, grids):
-        total += c_in * c_out * gh * gw * (9 + 16)  # encoder 3x3 on its output grid; the decoder's 4x4 mirror reads it
+        total += c_in * c_out * gh * gw * (9 + 36)  # encoder 3x3; the decoder's mirror: 3x3 to 4x channels
     return total
 
 
@@ -87,7 +87,7 @@ def conv_params(image_shape, channels, hidden: int = 256) -> int:
     """Approximate weights of both conv stacks and their dense ends."""
     c = image_shape[0]
     ins = [c] + list(channels[:-1])
-    convs = sum(c_in * c_out * (9 + 16) for c_in, c_out in zip(ins, channels))
+    convs = sum(c_in * c_out * (9 + 36) for c_in, c_out in zip(ins, channels))
     gh, gw = _grids(image_shape, len(channels))[-1]
     dense = 2 * channels[-1] * gh * gw * hidden
     return convs + dense
