@@ -10,6 +10,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .architecture import param_groups
 from .config import TrainConfig
 from .data import ImageDataset
 from .device import resolve_device
@@ -115,8 +116,8 @@ class Trainer:
         if self._optimizer is None:
             with self.lock:
                 if self._optimizer is None:
-                    self._optimizer = make_adamw(self.model.parameters(), self.config.lr,
-                                                 self.config.weight_decay, self.device)
+                    groups = param_groups(self.model, getattr(self.config, "lr_reference_fan_in", 0))
+                    self._optimizer = make_adamw(groups, self.config.lr, self.config.weight_decay, self.device)
         return self._optimizer
 
     def prepare(self) -> None:
@@ -238,8 +239,9 @@ class Trainer:
         with self.lock:
             lr = self._lr_at(self.step_count)
             for group in self.optimizer.param_groups:
-                if group["lr"] != lr:  # a constant rate is written once, not on every step
-                    group["lr"] = lr
+                group_lr = lr * group.get("lr_scale", 1.0)  # per-layer rates: core/architecture.py
+                if group["lr"] != group_lr:  # a constant rate is written once, not on every step
+                    group["lr"] = group_lr
             if not self.model.training:  # train() walks every sub-module; skip it when nothing changed
                 self.model.train()
             terms = self._loss_terms(x, y)

@@ -14,7 +14,7 @@ import torch
 from .config import TrainConfig
 
 MAX_LABELS = 1000  # a label VAE, prototype CLIP and a decision map over more labels are not what the studio is for
-CONV_MIN_SIDE = 4  # two stride-2 convolutions with kernel 4 (networks.ConvImageEncoder)
+CONV_MIN_SIDE = 4  # below this a conv net sees too little of its neighbourhood to be worth it (core/architecture.py)
 # Routed decoder heads hold one full-image output layer per label: with many labels they make most of
 # the model (300 labels of 28x28 at width 256: 60 M parameters) and one step can outlast a short budget.
 MAX_DEFAULT_HEADS = 50
