@@ -19,7 +19,7 @@ class PointPanel(QWidget):
         self.setObjectName("pointPanel")
         self.image_view = PixelImageView("decodedImage", min_side=112)
         self.image_view.setToolTip("The image decoded at the picked point (click or drag on the map)")
-        self.image_view.clear_image("Click or drag on the map\nto decode a point")
+        self.clear()
         self.scores = ScoreBars("clipScores")
         self.scores.setToolTip("CLIP's score of the decoded image, encoded again, against every label;\n"
                                "ticks: the score of the latent point itself, where it differs")
@@ -50,6 +50,12 @@ class PointPanel(QWidget):
 
     def set_label_names(self, names) -> None:
         self.scores.set_label_names(names)
+
+    def clear(self) -> None:
+        """Show no point (a new model: the old decode and scores no longer hold)."""
+        self.image_view.clear_image("Click or drag on the map\nto decode a point")
+        self.scores.clear_scores()
+        self.caption.setText("")
 
     def show_decoded(self, decoded: Decoded, caption: str = "") -> None:
         self.image_view.set_image(decoded.image)

@@ -141,3 +141,12 @@ class SteeringPanel(QWidget):
 
     def stop(self) -> None:
         self.replay.stop()
+
+    def cancel(self) -> None:
+        """Drop a path still being computed (it climbs a model that is no longer current)."""
+        if self.job is not None:
+            self.explorer.runner.cancel(self.job)
+            self.job = None
+        self.replay.stop()
+        self.steer_button.setEnabled(True)
+        self.steer_button.setText("Steer")
