@@ -19,7 +19,7 @@ class PointPanel(QWidget):
         self.setObjectName("pointPanel")
         self.image_view = PixelImageView("decodedImage", min_side=112)
         self.image_view.setToolTip("The image decoded at the picked point (click or drag on the map)")
-        self.clear()
+        self.image_view.clear_image("Click or drag on the map\nto decode a point")
         self.scores = ScoreBars("clipScores")
         self.scores.setToolTip("CLIP's score of the decoded image, encoded again, against every label;\n"
                                "ticks: the score of the latent point itself, where it differs")
