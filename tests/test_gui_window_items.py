@@ -238,3 +238,53 @@ def test_item10_messages_use_labels_say_what_to_do_and_a_failed_switch_keeps_tra
     assert window.studio.busy and window.state == "running" and window.dataset is mnist5k
     window.stop_and_wait()
     window.close()
+
+
+# --- item 11: the smaller ones ---------------------------------------------------------------------------------------
+def _contrast(a, b):
+    def luminance(c):
+        channels = [v / 255 for v in (c.red(), c.green(), c.blue())]
+        linear = [v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4 for v in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_item11_shortcuts_clusters_gallery_exports_and_dark_bars(qtbot, mnist5k, monkeypatch, tmp_path):
+    from PySide6.QtGui import QColor, QPalette
+
+    window = open_window(qtbot, mnist5k, width=32, depth=1, decoder_heads=False)
+    recorder = MessageRecorder()
+    monkeypatch.setattr(window, "show_message", recorder)
+    window._show_shortcuts()
+    text = recorder.calls[-1]["text"]
+    assert "Ctrl+Shift+S" in text and "<table>" in text  # aligned columns, every shortcut
+
+    clusters = window.explorer.clusters
+    assert clusters.count_spin.maximum() == len(mnist5k.test_images) and clusters.count_spin.value() <= 1000
+    clusters.count_spin.setValue(400)
+    qtbot.mouseClick(clusters.compute_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: clusters.progress.value() > 0, timeout=WAIT_MS)
+    qtbot.mouseClick(clusters.cancel_button, Qt.MouseButton.LeftButton)
+    assert clusters.progress.value() == 0
+
+    gallery = window.explorer.gallery
+    gallery.refresh()
+    assert "head" not in gallery.noise_note.text()  # this model has no decoder heads
+
+    png = tmp_path / "loss.png"
+    assert window.export_png("loss", png) and png.exists()
+    assert str(png) in window.statusBar().currentMessage()
+
+    window.set_theme("dark")
+    settle(qtbot)
+    bars = window.explorer.point_panel.scores
+    base = bars.palette().color(QPalette.ColorRole.Base)
+    for dim, _full in bars._colors:  # a non-top bar's colour, composed over the dark base
+        a = dim.alphaF()
+        shown = QColor(*(round(a * c + (1 - a) * b) for c, b in
+                         zip(dim.getRgb()[:3], base.getRgb()[:3])))
+        assert _contrast(shown, base) >= 2.5
+    window.set_theme("light")
+    window.close()

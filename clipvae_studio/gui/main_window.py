@@ -645,10 +645,13 @@ class MainWindow(FileActions, QMainWindow):
 
     def _show_shortcuts(self) -> None:
         rows = [("Space", "start / pause"), ("F5", "start or resume"), ("F6", "pause"), ("Shift+F5", "stop"),
-                ("F10", "one step"), ("Ctrl+Shift+R", "reset to fresh weights"), ("Ctrl+O / Ctrl+S", "open / save"),
+                ("F10", "one step"), ("Ctrl+Shift+R", "reset to fresh weights"), ("Ctrl+O", "open a checkpoint"),
+                ("Ctrl+S", "save the checkpoint"), ("Ctrl+Shift+S", "save the checkpoint as…"),
                 ("Ctrl+D", "open a dataset folder"), ("left click / drag", "pick a point on the latent map"),
                 ("right or middle drag", "pan the map"), ("wheel", "zoom")]
-        self.show_message("Keyboard shortcuts", "\n".join(f"{k:<22}{v}" for k, v in rows), "info")
+        # a table: padding with spaces gave ragged columns in a proportional font
+        table = "".join(f"<tr><td style='padding-right:18px'><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows)
+        self.show_message("Keyboard shortcuts", f"<table>{table}</table>", "info")
 
     def _show_about(self) -> None:
         self.show_message("About CLIP-VAE Studio", "Train a CLIP-VAE, watch it learn, and explore its latent "
