@@ -14,7 +14,8 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 from ..palette import label_color
 from ..style import current_theme
 
-DIM_ALPHA = {"light": 105, "dark": 200}  # on a dark base a faint bar all but vanished: more of its colour
+DIM_ALPHA = 105
+DARK_DIM_ALPHA = 200  # on a dark base a faint bar all but vanished: more of its colour
 SHOW_DIRECT_ABOVE = 0.02  # show the direct-score ticks when any label differs by more than this
 TICKS = (0.25, 0.5, 0.75)
 
@@ -45,7 +46,7 @@ class ScoreBars(QWidget):
         self.clear_scores()
 
     def _set_colors(self) -> None:
-        alpha = DIM_ALPHA.get(current_theme(), DIM_ALPHA["light"])
+        alpha = DARK_DIM_ALPHA if current_theme() == "dark" else DIM_ALPHA
         self._colors = []
         for i in range(len(self.label_names)):
             dim = label_color(i)
