@@ -273,6 +273,24 @@ def test_item11_shortcuts_clusters_gallery_exports_and_dark_bars(qtbot, mnist5k,
     gallery.refresh()
     assert "head" not in gallery.noise_note.text()  # this model has no decoder heads
 
+    gallery.mode_combo.setCurrentIndex(gallery.mode_combo.findData("labels"))
+    gallery.refresh()
+    assert gallery.image_view.row_names == list(mnist5k.label_names)  # each row says its label
+
+    # a steering path that ends before the steps asked for says why
+    from clipvae_studio.core import steering
+
+    honest_steer = steering.steer
+    monkeypatch.setattr(steering, "steer", lambda model, z0, label, steps=40, **kw: honest_steer(model, z0, label,
+                                                                                                steps=2, **kw))
+    panel = window.explorer.steering
+    panel.steps_spin.setValue(40)
+    window.explorer.steer_dock.raise_()
+    with qtbot.waitSignal(panel.steered, timeout=WAIT_MS):
+        qtbot.mouseClick(panel.steer_button, Qt.MouseButton.LeftButton)
+    caption = window.explorer.point_panel.caption.text()
+    assert "stopped before 40 steps" in caption and "no step raises the score" in caption
+
     png = tmp_path / "loss.png"
     assert window.export_png("loss", png) and png.exists()
     assert str(png) in window.statusBar().currentMessage()

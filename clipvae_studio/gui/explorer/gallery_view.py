@@ -181,7 +181,8 @@ class GalleryView(QWidget):
                                        corners=tuple(max(0, c.currentIndex()) for c in self.corner_combos),
                                        length=self.length_spin.value(),
                                        ends=self._ends(model) if mode not in ("noise", "labels", "corners") else None)
-        self.image_view.set_image(self.picture)
+        # a row per label: each row carries its label's name
+        self.image_view.set_image(self.picture, self.explorer.label_names if mode == "labels" else None)
         self.generated.emit()
 
     def _ends(self, model):
