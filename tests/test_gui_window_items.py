@@ -140,6 +140,11 @@ def test_item6_nothing_is_cut_at_the_minimum_size_and_a_cut_layout_is_not_saved(
     for name in ("actionOpenCheckpoint", "actionSaveCheckpoint"):
         button = toolbar.widgetForAction(action(window, name))
         assert button.isVisible() and button.geometry().right() <= toolbar.width()
+    window.studio.dataset_source = ("folder", "/data/" + "a-very-long-folder-name-" * 4)
+    window._fill_dataset_combo()  # (what a loaded folder does): the toolbar keeps its width
+    settle(qtbot)
+    save = toolbar.widgetForAction(action(window, "actionSaveCheckpoint"))
+    assert save.isVisible() and save.geometry().right() <= toolbar.width()
     metrics = window.metrics_plot
     titles = [plot.getAxis("left").label for plot in (metrics.accuracy_plot, metrics.nats_plot)]
     upper, lower = (t.mapRectToScene(t.boundingRect()) for t in titles)

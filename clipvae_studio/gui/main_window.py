@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # torch-using core modules are imported where used: the windo
     from ..core.trainer import Trainer
 
 BUILTIN_DATASETS = ("mnist5k", "mnist", "fashion-mnist", "kmnist")
+DATASET_COMBO_CHARS = 20  # "MNIST 5k (bundled)" whole; longer folder names are cut, their tooltip says all
 STATE_TEXT = {"idle": "Ready", "running": "Training", "paused": "Paused", "stopping": "Stopping…",
               "stopped": "Stopped", "finished": "Finished", "error": "Stopped (error)"}
 
@@ -264,7 +265,9 @@ class MainWindow(FileActions, QMainWindow):
         self.dataset_combo = QComboBox()
         self.dataset_combo.setObjectName("datasetCombo")
         self.dataset_combo.setToolTip("Training data (changing it starts a fresh model)")
-        self.dataset_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        # a fixed width: a long folder name must not push Save checkpoint off the toolbar
+        self.dataset_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.dataset_combo.setMinimumContentsLength(DATASET_COMBO_CHARS)
         self._fill_dataset_combo()
         self.dataset_combo.activated.connect(self._dataset_combo_activated)
         self.preset_combo = QComboBox()
@@ -558,6 +561,7 @@ class MainWindow(FileActions, QMainWindow):
         kind, path = self.dataset_source
         if kind in ("idx", "folder") and path:
             combo.addItem(f"{Path(path).name} ({DATASET_TITLES[kind]})", (kind, str(path)))
+            combo.setItemData(combo.count() - 1, str(path), Qt.ItemDataRole.ToolTipRole)
         combo.addItem("Open folder…", ("open", None))
         self._select_dataset_in_combo()
         combo.blockSignals(False)
