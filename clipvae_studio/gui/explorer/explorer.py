@@ -107,11 +107,11 @@ class Explorer(QObject):
         if not self.gallery_dock.visibleRegion().isEmpty():
             self.gallery.refresh()
 
-    def forget_model_state(self, _trainer=None) -> None:
+    def forget_model_state(self, trainer=None) -> None:
         """Another model is current (preset, latent size, Reset, a checkpoint, a dataset): what the
         docks showed belonged to the old one. Its point, steering path and embedding go; the new
         model's first inference copy follows as its own event."""
-        model = getattr(_trainer, "model", None)
+        model = getattr(trainer, "model", None)
         if model is not None and model is self._trained_model:
             return  # a rebuilt trainer around the same weights (batch size, seed, ...): all still holds
         self._trained_model = model
