@@ -16,7 +16,8 @@ WAIT_MS = 60_000
 
 def click_map(qtbot, canvas, u=0.0, v=0.0):
     scene = canvas.view_box.mapViewToScene(QPointF(u, v))
-    qtbot.mouseClick(canvas.plot_widget.viewport(), Qt.MouseButton.LeftButton, pos=canvas.plot_widget.mapFromScene(scene))
+    pos = canvas.plot_widget.mapFromScene(scene)
+    qtbot.mouseClick(canvas.plot_widget.viewport(), Qt.MouseButton.LeftButton, pos=pos)
 
 
 def settle(qtbot, ms=50):
@@ -211,7 +212,8 @@ def test_item10_messages_use_labels_say_what_to_do_and_a_failed_switch_keeps_tra
     action(window, "actionStart").trigger()
     qtbot.waitUntil(lambda: window.trainer.step_count > 0, timeout=WAIT_MS)
     window._setting_edited("z_dim", 8)
-    assert recorder.calls[-1]["title"] == "Change latent size (a fresh model)" and "z_dim" not in recorder.calls[-1]["text"]
+    asked = recorder.calls[-1]
+    assert asked["title"] == "Change latent size (a fresh model)" and "z_dim" not in asked["text"]
 
     # a setting that conflicts with another one says which one to change (or applies, once both work together)
     config = window.trainer.config
