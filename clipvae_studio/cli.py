@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop after this much training time")
     train.add_argument("--device", choices=DEVICES, help="default: the config's (auto)")
     train.add_argument("--out", help="checkpoint to write at the end (and on Ctrl-C)")
+    train.add_argument("--force", action="store_true", help="let --out replace a file that is not a checkpoint")
     train.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint")
     train.add_argument("--json", action="store_true", help="print one JSON summary line at the end")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -109,27 +110,40 @@ def _dataset(args, fallback: str = "mnist5k"):
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
-    from .core import Trainer, load_checkpoint, preset, save_trainer
+    from .cli_checks import adopt_label_names, check_train_args, training_problems
+    from .core import Trainer, load_checkpoint, preset, resolve_device, save_trainer
     from .core.config import MODEL_FIELDS, apply_overrides
     from .core.events import ErrorEvent, StepEvent
+    from .core.validation import check_training, fit_to_dataset
 
+    check_train_args(args)
     dataset = _dataset(args)
     model, payload = None, None
+    explicit = {pair.split("=", 1)[0].strip() for pair in args.overrides}
     if args.resume:
         ckpt = load_checkpoint(args.resume, dataset.image_shape, dataset.num_labels)
         config, model, payload = ckpt.config, ckpt.model, ckpt.payload()
-        touched = {pair.split("=", 1)[0].strip() for pair in args.overrides} & set(MODEL_FIELDS)
+        touched = explicit & set(MODEL_FIELDS)
         if touched:
             raise CLIError(f"cannot change {', '.join(sorted(touched))} when resuming: the weights fix the architecture")
+        for note in adopt_label_names(model, dataset, args.resume):
+            print(f"warning: {note}", file=sys.stderr)
     else:
         config = preset(args.preset)
     config = apply_overrides(config, args.overrides)
-    if args.epochs:
+    notes = []
+    if model is None:
+        config, notes = fit_to_dataset(config, dataset.image_shape, dataset.num_labels, explicit)
+    if args.epochs is not None:
         config = config.with_values(epochs=args.epochs)
     elif args.time_budget:
         config = config.with_values(epochs=10**6)  # the time budget ends the run
     if args.device:
         config = config.with_values(device=args.device)
+    notes += check_training(config, dataset.image_shape, dataset.num_labels, len(dataset.train_images),
+                            fresh_model=model is None, device=resolve_device(config.device))
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
     if _run_folder_or_torchrun(args):
         from .cli_run import cmd_train_run
 
@@ -137,6 +151,7 @@ def cmd_train(args) -> int:
     trainer = Trainer(config, dataset, model=model)
     if payload:
         trainer.restore(payload)
+    trainer.prepare()  # the optimiser's first construction imports torch._dynamo (seconds): not training time
 
     errors: list[str] = []
     bar = tqdm(total=None if args.time_budget else trainer.total_steps, initial=trainer.step_count,
@@ -169,9 +184,11 @@ def cmd_train(args) -> int:
         # the 10**6 placeholder, so the checkpoint reads "epoch 143.7 / 144" and training it further
         # in the studio goes on at the end of the schedule, not at the full learning rate again.
         trainer.config = trainer.config.with_values(epochs=max(1, math.ceil(trainer.epoch)))
-    if args.out:
+    problems = training_problems(trainer, summary)
+    if args.out and not problems:
         save_trainer(args.out, trainer)
         summary["checkpoint"] = args.out
+    errors += [problem + ("; nothing was saved" if args.out else "") for problem in problems]
     summary.update(preset=args.preset if not args.resume else "resumed", dataset=dataset.name)
     if args.json:
         print(json.dumps(summary))
@@ -205,9 +222,12 @@ def cmd_eval(args) -> int:
     from .core import load_checkpoint, resolve_device
     from .core.metrics import evaluate
 
+    from .cli_checks import eval_dataset_name
+
     ckpt = load_checkpoint(args.checkpoint)
-    dataset = _dataset(args, fallback=ckpt.dataset if ckpt.dataset in ("mnist5k", "mnist", "fashion-mnist", "kmnist")
-                       else "mnist5k")
+    dataset = _dataset(args, fallback=eval_dataset_name(args, ckpt))
+    if len(dataset.test_images) == 0:
+        raise CLIError(f"{dataset.name} has no test images to evaluate on")
     ckpt = load_checkpoint(args.checkpoint, dataset.image_shape, dataset.num_labels)
     model = ckpt.model.to(resolve_device(args.device))
     with torch.no_grad():
@@ -292,6 +312,8 @@ def cmd_sample(args) -> int:
     model = ckpt.model.eval()
     if args.n < 1:
         raise CLIError("--n must be at least 1")
+    if model.image_shape[0] not in (1, 3):
+        raise CLIError(f"the model draws {model.image_shape[0]}-channel images; a PNG holds 1 (grey) or 3 (RGB)")
     generator = torch.Generator().manual_seed(args.seed)
     if args.noise:
         images = sample_noise(model, args.n, generator)

@@ -132,9 +132,13 @@ def cmd_train_run(args, dataset, config, model, payload, error_type) -> int:
             import math
 
             trainer.config = trainer.config.with_values(epochs=max(1, math.ceil(trainer.epoch)))
+        from .cli_checks import training_problems
+
+        problems = training_problems(trainer, summary)  # as cmd_train: never save non-finite weights
+        errors += [problem + ("; nothing was saved" if args.out else "") for problem in problems]
         if logger:
-            logger.finish(trainer.state if trainer.state != "running" else "stopped")
-        if main and args.out:
+            logger.finish("error" if problems else trainer.state if trainer.state != "running" else "stopped")
+        if main and args.out and not problems:
             save_trainer(args.out, trainer)
             summary["checkpoint"] = args.out
         if main:

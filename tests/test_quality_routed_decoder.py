@@ -97,11 +97,23 @@ def test_label_samples_come_from_the_labels_head_unless_clip_routing_is_asked_fo
     assert heads_used <= {round(torch.sigmoid(torch.tensor(v)).item(), 3) for v in (-10.0, 0.0, 10.0)}
 
 
-def test_routed_heads_need_the_mlp_architecture():
-    with pytest.raises(ValueError, match="decoder_heads"):
-        preset("studio").with_values(arch="conv", decoder_heads=True)
-    with pytest.raises(ValueError, match="decoder_heads"):
-        CLIPVAE((1, 28, 28), 10, arch="conv", decoder_heads=True)
+def test_conv_decoder_routes_each_row_through_its_labels_head():
+    torch.manual_seed(0)
+    model = CLIPVAE((3, 12, 12), 3, arch="conv", z_dim=3, width=8, decoder_heads=True).eval()
+    with torch.no_grad():
+        for k, head in enumerate(model.image_decoder.heads):  # head k paints every pixel 10 * (k - 1)
+            conv = next(m for m in head.modules() if isinstance(m, nn.Conv2d))
+            conv.weight.zero_()
+            conv.bias.fill_(10.0 * (k - 1))
+    z = torch.randn(6, 3)
+    route = torch.tensor([2, 0, 1, 1, 2, 0])
+    logits = model.decode_image_logits(z, route)
+    assert logits.shape == (6, 3, 12, 12)
+    assert torch.allclose(logits.flatten(1).mean(1), 10.0 * (route.float() - 1))
+    every = model.image_decoder.every_head(z)
+    assert every.shape == (6, 3, 3, 12, 12)
+    assert model.decode_reranked(z).shape == (6, 3, 12, 12)
+    preset("studio").with_values(arch="conv", decoder_heads=True)  # a valid setting now
 
 
 def test_prior_mmd_is_near_zero_for_prior_samples_and_grows_with_a_mismatch():

@@ -20,6 +20,7 @@ import torch
 
 from .config import TrainConfig, preset
 from .model import CLIPVAE
+from .speed import all_finite
 from .state_tree import map_tensors
 
 FORMAT = "clipvae-studio"
@@ -57,6 +58,9 @@ def save_checkpoint(path, model: CLIPVAE, config: TrainConfig, *, optimizer=None
                     train_seconds: float = 0.0, dataset: str | None = None) -> Path:
     """Write atomically: the old file at `path` survives any failure (full disk, no permission)."""
     path = Path(path)
+    weights = [v for v in model.state_dict().values() if v.is_floating_point() and v.numel()]
+    if not all_finite(weights):  # the loader refuses them anyway: never write a file that cannot be opened
+        raise CheckpointError(f"not saved to {path}: the weights contain NaN or infinite values")
     data = {
         "format": FORMAT, "version": VERSION,
         "config": config.to_dict(), "architecture": model.architecture(),
@@ -112,6 +116,8 @@ def load_checkpoint(path, image_shape=None, num_labels: int | None = None) -> Ch
     image_shape / num_labels, when given, are checked against the file (the chosen dataset).
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     try:

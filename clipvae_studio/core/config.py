@@ -6,10 +6,11 @@ panel both edit the same fields, so a run is fully described by `asdict(config)`
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-ARCHITECTURES = ("mlp", "conv")
+ARCHITECTURES = ("mlp", "conv", "auto")  # "auto": architecture.resolve_arch picks by image shape
 CLIP_MODES = ("batch", "prototype")
 REDUCTIONS = ("mean", "sum")
 NOISE_KINDS = ("gaussian", "uniform")
@@ -21,13 +22,13 @@ DATASET_KINDS = ("mnist5k", "mnist", "fashion-mnist", "kmnist", "idx", "folder")
 @dataclass
 class TrainConfig:
     # --- model -----------------------------------------------------------
-    arch: str = "mlp"  # image encoder/decoder: residual MLP or small conv net
+    arch: str = "mlp"  # image encoder/decoder: residual MLP, a conv net sized to the image, or "auto"
     z_dim: int = 16
     width: int = 64
     depth: int = 6  # residual blocks in the mlp image encoder/decoder
     shared_blocks: bool = False  # reference defect: one block module reused depth times
     noise: str = "gaussian"  # reference defect: "uniform" (rand_like) reparameterisation
-    decoder_heads: bool = False  # mlp: one decoder output layer per label, picked by CLIP's label at z
+    decoder_heads: bool = False  # one decoder output layer per label, picked by CLIP's label at z
     # --- loss ------------------------------------------------------------
     clip_mode: str = "prototype"  # "batch" = arange targets (reference)
     rec_reduction: str = "sum"  # "mean" = pixel-mean BCE (reference)
@@ -46,9 +47,15 @@ class TrainConfig:
     label_match_reverse: float = 0.0  # share of the mode-seeking KL(q(z|label) || q(z|x)) in that term
     w_prior_mmd: float = 0.0  # MMD between the batch's latent codes and N(0, I) draws (0 = off)
     augment_px: float = 0.0  # random whole-pixel shifts of training images, up to this many; 0 = off
+    # summed reconstruction nats scaled to this many pixel values per image (0 = raw nats): the
+    # balance with the other terms tuned at that size holds at every size (core/architecture.py)
+    rec_reference_pixels: int = 0
     # --- optimisation ----------------------------------------------------
     lr: float = 1e-3
     weight_decay: float = 1e-2  # AdamW default
+    # layers reading more inputs than this learn at lr x this / fan-in (0 = one rate for all):
+    # AdamW's update moves a layer's output by about lr x fan-in (core/architecture.py)
+    lr_reference_fan_in: int = 0
     batch_size: int = 64
     epochs: int = 50
     lr_schedule: str = "constant"
@@ -73,6 +80,9 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
+        for name in ("rec_reference_pixels", "lr_reference_fan_in"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or more, not {getattr(self, name)}")
         for name in ("z_dim", "width", "batch_size", "epochs", "snapshot_size", "eval_every_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
@@ -81,13 +91,7 @@ class TrainConfig:
         for name in ("label_pull", "label_match_reverse"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, not {getattr(self, name)}")
-        if self.decoder_heads and self.arch != "mlp":
-            raise ValueError("decoder_heads needs arch 'mlp'")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, not {self.lr}")
-        for f in fields(self):
-            if f.name.startswith("w_") and getattr(self, f.name) < 0:
-                raise ValueError(f"{f.name} must not be negative")
+        _check_numbers(self)
         return self
 
     def with_values(self, **changes: Any) -> "TrainConfig":
@@ -102,19 +106,49 @@ class TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
+SEED_RANGE = 2**32  # numpy and torch both take seeds 0 .. 2**32 - 1 on every platform
+
+
+def _check_numbers(config: TrainConfig) -> None:
+    """Numbers that would only fail later, or silently: NaN passes every `< 0` test, an infinite
+    learning rate turns every weight into NaN within a step, a negative warm-up is ignored."""
+    def finite(name):
+        value = getattr(config, name)
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, not {value}")
+        return value
+
+    if not finite("lr") > 0:
+        raise ValueError(f"lr must be positive, not {config.lr}")
+    for f in fields(config):
+        if f.name.startswith("w_") and finite(f.name) < 0:
+            raise ValueError(f"{f.name} must not be negative, not {getattr(config, f.name)}")
+    for name in ("weight_decay", "free_bits", "augment_px"):
+        if finite(name) < 0:
+            raise ValueError(f"{name} must not be negative, not {getattr(config, name)}")
+    if not finite("snapshot_every_s") > 0:
+        raise ValueError(f"snapshot_every_s must be positive, not {config.snapshot_every_s}")
+    if config.kl_warmup_steps < 0:
+        raise ValueError(f"kl_warmup_steps must be 0 or more, not {config.kl_warmup_steps}")
+    if not 0 <= config.seed < SEED_RANGE:
+        raise ValueError(f"seed must be between 0 and {SEED_RANGE - 1:,}, not {config.seed:,}")
+
+
 # Field groups, for help texts and the GUI settings panel.
 MODEL_FIELDS = ("arch", "z_dim", "width", "depth", "shared_blocks", "noise", "decoder_heads")
 FIELD_HELP = {
-    "arch": "Image encoder/decoder: 'mlp' (residual MLP, as the reference) or 'conv' (small conv net).",
+    "arch": "Image encoder/decoder: 'mlp' (residual MLP, as the reference), 'conv' (a conv net whose "
+            "channels follow the image size within a fixed weight budget) or 'auto' (mlp for images of up "
+            "to 28 x 28 grey values, conv above; the model's architecture shows what was picked).",
     "z_dim": "Size of the shared latent space.",
-    "width": "Hidden width of every network (channels for conv).",
+    "width": "Hidden width of every network (the conv net's dense layers; its channels follow the image).",
     "depth": "Residual blocks in the image encoder and decoder (mlp).",
     "shared_blocks": "Reference defect: all residual blocks share one set of weights.",
     "noise": "Reparameterisation noise: 'gaussian' (correct) or 'uniform' (reference defect).",
     "decoder_heads": "Decoder ends in one output layer per label; each image comes out of the head of the "
                      "label CLIP scores highest at its latent point (or of the label it is generated from), "
                      "so samples are a clear digit instead of a blend of two; samples from noise keep the "
-                     "head whose picture CLIP recognises best as its label (mlp only).",
+                     "head whose picture CLIP recognises best as its label (conv: the last layer, one per label).",
     "clip_mode": "'batch': image i matches label row i (reference); 'prototype': each image against every class.",
     "rec_reduction": "Reconstruction BCE: 'sum' per image (true ELBO) or pixel 'mean' (reference).",
     "kld_reduction": "KL divergence: 'sum' per sample or element 'mean' (reference).",
@@ -135,7 +169,12 @@ FIELD_HELP = {
                    "of the latent space that noise samples would otherwise decode from; 0 = off.",
     "augment_px": "Shift training images by random whole pixels, up to this many (rounded) each way; "
                   "whole pixels so the images stay sharp; 0 = off (the reference).",
+    "rec_reference_pixels": "Reconstruction nats are scaled to this many pixel values per image, so the "
+                            "balance with KL and CLIP tuned at that size holds for any image size and "
+                            "colour (784 = a 28 x 28 grey image: no change there); 0 = raw nats.",
     "lr": "AdamW learning rate.",
+    "lr_reference_fan_in": "Layers that read more inputs than this learn at lr x this / their inputs, so a "
+                           "step moves every layer equally at any image size (0 = one rate for all).",
     "weight_decay": "AdamW weight decay.",
     "batch_size": "Images per optimiser step.",
     "epochs": "Passes over the training split.",
@@ -174,13 +213,15 @@ def _studio() -> TrainConfig:
     # for 1-3 points fewer confident noise samples); CLIP weighted 60 with the KL terms ramped in
     # over the first 200 steps (zero-shot +0.6 to +1.0 points on three seeds and a second
     # dataset, reconstruction no worse, for ~1.6 points fewer confident noise samples);
-    # cosine decay over ~60 CPU-seconds of steps.
+    # cosine decay over ~60 CPU-seconds of steps. Sized to the input (core/architecture.py): the
+    # mlp for 28 x 28 grey, a conv net for more values; reconstruction weighed per 784 pixel
+    # values and per-layer rates past 784 inputs, both the identity at 28 x 28 grey.
     return TrainConfig(
-        arch="mlp", z_dim=20, width=256, depth=2, shared_blocks=False, noise="gaussian", decoder_heads=True,
+        arch="auto", z_dim=20, width=256, depth=2, shared_blocks=False, noise="gaussian", decoder_heads=True,
         clip_mode="prototype", rec_reduction="sum", kld_reduction="sum",
         w_clip=60.0, w_kld_label=0.01, kl_warmup_steps=200, w_label_match=1.0, label_pull=0.6, label_match_reverse=0.9,
-        w_prior_mmd=50.0, augment_px=2.0,
-        lr=3e-3, batch_size=256, epochs=170, lr_schedule="cosine",
+        w_prior_mmd=50.0, augment_px=2.0, rec_reference_pixels=784,
+        lr=3e-3, lr_reference_fan_in=784, batch_size=256, epochs=170, lr_schedule="cosine",
     )
 
 
@@ -211,7 +252,7 @@ def parse_value(config: TrainConfig, key: str, text: str) -> Any:
             return int(float(text)) if "e" in text.lower() else int(text)
         if isinstance(current, float):
             return float(text)
-    except ValueError:
+    except (ValueError, OverflowError):  # int("inf") overflows
         raise ValueError(f"{key} expects a {type(current).__name__}, not {text!r}") from None
     return text
 

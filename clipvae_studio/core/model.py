@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import augment, losses
+from .architecture import reconstruction_scale, resolve_arch
 from .config import TrainConfig
 from .networks import IMAGE_NETWORKS, LabelDecoder, LabelEncoder
 
@@ -22,11 +23,10 @@ class CLIPVAE(nn.Module):
         super().__init__()
         self.image_shape = tuple(int(s) for s in image_shape)
         self.num_labels = int(num_labels)
+        arch = resolve_arch(arch, self.image_shape)  # "auto": the network that serves this shape
         self.arch, self.z_dim, self.width, self.depth = arch, z_dim, width, depth
         self.shared_blocks, self.noise = shared_blocks, noise
         self.decoder_heads = bool(decoder_heads)
-        if self.decoder_heads and arch != "mlp":
-            raise ValueError("decoder_heads needs the mlp architecture")
         self.label_names = list(label_names) if label_names else [str(i) for i in range(num_labels)]
         encoder_cls, decoder_cls = IMAGE_NETWORKS[arch]
         self.image_encoder = encoder_cls(self.image_shape, z_dim, width, depth, shared_blocks)
@@ -145,7 +145,8 @@ class CLIPVAE(nn.Module):
             "kld_label": losses.kl_divergence(mu_y, logvar_y, config.kld_reduction, config.free_bits),
             # routed heads learn from their own label's images only (CLIP picks the head later)
             "rec_image": losses.reconstruction(self.decode_image_logits(z_x, y if self.decoder_heads else None),
-                                               x, config.rec_reduction),
+                                               x, config.rec_reduction)
+                         * reconstruction_scale(self.image_shape, getattr(config, "rec_reference_pixels", 0)),
             "ce_label": F.cross_entropy(self.decode_label(z_y), y),
         }
         if getattr(config, "w_prior_mmd", 0.0) > 0:  # optional, absent for the reference

@@ -10,6 +10,8 @@ import math
 import torch
 from torch import nn
 
+from .architecture import conv_channels
+
 
 class ResidualBlock(nn.Sequential):
     """x + GELU(Linear(LayerNorm(x))); keys .0 (LayerNorm) and .1 (Linear) as in the reference."""
@@ -85,7 +87,7 @@ class MLPImageDecoder(nn.Module):
 
 
 def routed_linear(heads: nn.ModuleList, h: torch.Tensor, route: torch.Tensor) -> torch.Tensor:
-    """Row i of h through heads[route[i]]: rows sorted by head, one matmul per head, unsorted."""
+    """Row i of h through heads[route[i]] (any modules: Linear or convolution heads): rows sorted by head, one matmul per head, unsorted."""
     if route is None:
         raise ValueError("a decoder with routed heads needs a label per row")
     first = int(route[0]) if len(route) else 0
@@ -98,52 +100,91 @@ def routed_linear(heads: nn.ModuleList, h: torch.Tensor, route: torch.Tensor) ->
     return out.index_select(0, torch.argsort(order))  # argsort of a permutation is its inverse
 
 
-def _conv_grid(size: int) -> int:
-    # Two stride-2 convolutions (kernel 4, padding 1) halve the side twice, rounding up.
-    return math.ceil(math.ceil(size / 2) / 2)
-
-
 class ConvImageEncoder(nn.Module):
+    """Stride-2 3x3 convolutions halve the image until its side is 4 or less, channels doubling
+    per stage from a base sized to the image (architecture.conv_channels), then one dense layer
+    of `width` units on the flattened top map."""
+
     def __init__(self, image_shape, z_dim: int, width: int, depth: int = 0, shared_blocks: bool = False):
         super().__init__()
         c, h, w = image_shape
-        self.features = nn.Sequential(
-            nn.Conv2d(c, width, 4, 2, 1), nn.GELU(),
-            nn.Conv2d(width, 2 * width, 4, 2, 1), nn.GELU(),
-            nn.Flatten(),
-        )
+        self.channels = conv_channels(image_shape)
+        layers, c_in = [], c
+        for c_out in self.channels:
+            # normalised per stage: a plain stack's signal fades with depth (4-5 stages at 64-128 px)
+            layers += [nn.Conv2d(c_in, c_out, 3, 2, 1), nn.GroupNorm(min(8, c_out // 4), c_out), nn.GELU()]
+            c_in = c_out
+        self.features = nn.Sequential(*layers, nn.Flatten())
         with torch.no_grad():
             flat = self.features(torch.zeros(1, c, h, w)).shape[1]
-        self.hidden = nn.Sequential(nn.Linear(flat, 4 * width), nn.GELU())
-        self.to_mu = nn.Linear(4 * width, z_dim)
-        self.to_log_var = nn.Linear(4 * width, z_dim)
+        # LayerNorm: the dense layer sees inputs of one scale whatever the image's size and colours
+        self.hidden = nn.Sequential(nn.LayerNorm(flat), nn.Linear(flat, width), nn.GELU())
+        self.to_mu = nn.Linear(width, z_dim)
+        self.to_log_var = nn.Linear(width, z_dim)
 
     def forward(self, x: torch.Tensor):
         h = self.hidden(self.features(x))
         return self.to_mu(h), self.to_log_var(h)
 
 
+def _double(c_in: int, c_out: int) -> nn.Sequential:
+    """Twice the side: 3x3 convolution to 4 x c_out channels, then a pixel shuffle."""
+    return nn.Sequential(nn.Conv2d(c_in, 4 * c_out, 3, 1, 1), nn.PixelShuffle(2))
+
+
 class ConvImageDecoder(nn.Module):
-    def __init__(self, image_shape, z_dim: int, width: int, depth: int = 0, shared_blocks: bool = False):
+    """The encoder mirrored: z -> dense -> the top map -> stages that double the side (a 3x3
+    convolution to 4x the channels, then a pixel shuffle: the transposed convolution's effect,
+    on the CPU's fast convolution path, at a quarter of the pixels), cropped to the image.
+    With `heads` > 0 the last stage (the one that draws the pixels) is one per label, routed
+    per row as the mlp's heads are."""
+
+    def __init__(self, image_shape, z_dim: int, width: int, depth: int = 0, shared_blocks: bool = False,
+                 heads: int = 0):
         super().__init__()
         self.image_shape = tuple(image_shape)
         c, h, w = image_shape
-        self.grid = (_conv_grid(h), _conv_grid(w))
-        self.width = width
+        self.channels = conv_channels(image_shape)
+        stages = len(self.channels)
+        self.grid = (math.ceil(h / 2 ** stages), math.ceil(w / 2 ** stages))
+        top = self.channels[-1]
         self.stem = nn.Sequential(
-            nn.Linear(z_dim, 4 * width), nn.GELU(),
-            nn.Linear(4 * width, 2 * width * self.grid[0] * self.grid[1]), nn.GELU(),
+            nn.Linear(z_dim, width), nn.GELU(),
+            nn.Linear(width, top * self.grid[0] * self.grid[1]), nn.GELU(),
         )
-        self.up = nn.Sequential(
-            nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.GELU(),
-            nn.ConvTranspose2d(width, c, 4, 2, 1),
-        )
+        layers = []
+        for c_in, c_out in zip(self.channels[::-1], self.channels[-2::-1]):
+            layers += [_double(c_in, c_out), nn.GroupNorm(min(8, c_out // 4), c_out), nn.GELU()]
+        self.up = nn.Sequential(*layers)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.stem(z).view(-1, 2 * self.width, *self.grid)
-        out = self.up(h)
-        _, H, W = self.image_shape
-        return out[:, :, :H, :W]
+        def draw():
+            return _double(self.channels[0], c)
+        if heads:
+            self.heads = nn.ModuleList([draw() for _ in range(heads)])
+        else:
+            self.out = draw()
+
+    @property
+    def routed(self) -> bool:
+        return hasattr(self, "heads")
+
+    def trunk(self, z: torch.Tensor) -> torch.Tensor:
+        return self.up(self.stem(z).view(-1, self.channels[-1], *self.grid))
+
+    def _crop(self, out: torch.Tensor) -> torch.Tensor:
+        _, h, w = self.image_shape
+        return out[..., :h, :w]
+
+    def forward(self, z: torch.Tensor, route: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.trunk(z)
+        if not self.routed:
+            return self._crop(self.out(h))
+        return self._crop(routed_linear(self.heads, h, route))
+
+    def every_head(self, z: torch.Tensor) -> torch.Tensor:
+        """Logits of every head's picture at each point, N x heads x C x H x W (trunk once)."""
+        h = self.trunk(z)
+        return self._crop(torch.stack([head(h) for head in self.heads], 1))
 
 
 class LabelEncoder(nn.Module):

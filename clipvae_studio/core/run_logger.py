@@ -64,7 +64,8 @@ class RunLogger:
 
     def finish(self, state: str) -> None:
         """The final checkpoint (if the last periodic one is older) and status."""
-        if self.writer.status.get("checkpoint_step") != self.trainer.step_count:
+        # a failed run keeps its last good checkpoint: non-finite weights are never written
+        if state != "error" and self.writer.status.get("checkpoint_step") != self.trainer.step_count:
             self.writer.save_checkpoint(self.trainer)
         self.writer.set_status(state, step=self.trainer.step_count, epoch=self.trainer.epoch)
         if self.tb:

@@ -10,6 +10,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .architecture import param_groups
 from .config import TrainConfig
 from .data import ImageDataset
 from .device import resolve_device
@@ -115,8 +116,8 @@ class Trainer:
         if self._optimizer is None:
             with self.lock:
                 if self._optimizer is None:
-                    self._optimizer = make_adamw(self.model.parameters(), self.config.lr,
-                                                 self.config.weight_decay, self.device)
+                    groups = param_groups(self.model, getattr(self.config, "lr_reference_fan_in", 0))
+                    self._optimizer = make_adamw(groups, self.config.lr, self.config.weight_decay, self.device)
         return self._optimizer
 
     def prepare(self) -> None:
@@ -185,6 +186,11 @@ class Trainer:
             if now >= next_snapshot or one_step:
                 self.emit_snapshot()
                 next_snapshot = now + self.config.snapshot_every_s
+        if self.step_count > start_steps and not self._weights_finite():
+            # the last update overflowed the weights: no later step's loss would report it
+            self._diverged([float("nan")] * len(LOSS_KEYS), what="the weights")
+            self._set_state("error")
+            return self.summary(start_steps, start_seconds)
         if self.step_count > start_steps and (not self.eval_history or self.eval_history[-1]["step"] != self.step_count):
             self.run_evaluation()
         self.emit_snapshot()
@@ -194,7 +200,7 @@ class Trainer:
     def summary(self, start_steps: int = 0, start_seconds: float = 0.0) -> dict:
         steps = self.step_count - start_steps
         seconds = self.train_seconds - start_seconds
-        samples = steps * self.config.batch_size
+        samples = steps * min(self.config.batch_size, len(self.train_images))  # a batch is at most the whole split
         return {"steps": steps, "samples": samples, "seconds": round(seconds, 3),
                 "samples_per_second": round(samples / seconds, 1) if seconds > 0 else 0.0,
                 "total_steps": self.step_count, "epoch": round(self.epoch, 3), "state": self.state,
@@ -233,8 +239,9 @@ class Trainer:
         with self.lock:
             lr = self._lr_at(self.step_count)
             for group in self.optimizer.param_groups:
-                if group["lr"] != lr:  # a constant rate is written once, not on every step
-                    group["lr"] = lr
+                group_lr = lr * group.get("lr_scale", 1.0)  # per-layer rates: core/architecture.py
+                if group["lr"] != group_lr:  # a constant rate is written once, not on every step
+                    group["lr"] = group_lr
             if not self.model.training:  # train() walks every sub-module; skip it when nothing changed
                 self.model.train()
             terms = self._loss_terms(x, y)
@@ -273,7 +280,7 @@ class Trainer:
 
     # --- divergence ------------------------------------------------------------
     def _weights_finite(self) -> bool:
-        return all_finite(list(self.model.parameters()))
+        return all_finite([p for p in self.model.parameters() if p.numel()])  # the inf-norm of an empty tensor fails
 
     def _remember_good_weights(self) -> None:
         if not self._weights_finite():
@@ -284,7 +291,7 @@ class Trainer:
         optim_state = copy_state(old_optim, self._optimizer.state_dict()) if self._optimizer is not None else None
         self._good = (self.step_count, copy_state(old_model, self.model.state_dict()), optim_state)
 
-    def _diverged(self, values) -> None:
+    def _diverged(self, values, what: str = "the loss") -> None:
         step, model_state, optim_state = self._good
         self.model.load_state_dict(model_state)
         if optim_state is None:
@@ -296,7 +303,7 @@ class Trainer:
         for key in HISTORY_KEYS:
             del self.history[key][self._history_length_at(step):]
         self.eval_history = [m for m in self.eval_history if m["step"] <= step]
-        self._emit(ErrorEvent(failed_at, f"the loss became non-finite at step {failed_at} "
+        self._emit(ErrorEvent(failed_at, f"{what} became non-finite at step {failed_at} "
                               f"(total={values[0]}); training stopped and the weights were rolled back "
                               f"to step {step}. Lower the learning rate and start again.",
                               restored_step=step, details=dict(zip(("total",) + LOSS_TERMS, values))))

@@ -94,6 +94,7 @@ class FileActions:
         if not widget.grab().save(str(path), "PNG"):
             self.show_message("Could not export", f"Could not write {path}", "error")
             return False
+        self.statusBar().showMessage(f"Wrote {path}", 4000)
         return True
 
     def _last_folder(self) -> str:

@@ -25,6 +25,8 @@ REDRAW_BUDGET = 0.1  # share of the GUI thread the live redraw may take: slow ma
 LOG_TICK_DENSITY = 2.0  # log y: a label every decade or two instead of every fifth
 EMPTY_STEPS = 100  # an empty plot shows steps 0..100 and, on log y, 0.01..1000: whole decades, no clutter
 EMPTY_LOG_DECADES = (-2, 3)
+MIN_X_SPAN = {"step": 10.0, "epoch": 0.05}  # a lone point sits in a short run from 0, not in -40..40
+TOP_ROOM_PX = 10  # room above the plot for the half of the top decade's label that sticks out
 # While runs are compared (set_overlay) each run, this one first, has a colour family: the total
 # in the full colour, the terms in lighter shades of it (Okabe-Ito hues: distinct for most viewers).
 OVERLAY_FAMILIES = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9")
@@ -170,6 +172,8 @@ class LossPlot(QWidget):
         self.plot_item.setLabel("bottom", "step")
         self.plot_item.setLabel("left", "loss")
         self.plot_item.setMenuEnabled(True)
+        left, top, right, bottom = self.plot_item.layout.getContentsMargins()
+        self.plot_item.layout.setContentsMargins(left, max(top, TOP_ROOM_PX), right, bottom)
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.raw_curves: dict[str, pg.PlotDataItem] = {}
         self.curve_toggles: dict[str, QCheckBox] = {}
@@ -253,17 +257,31 @@ class LossPlot(QWidget):
         self._dirty = True
 
     def set_history(self, history: dict) -> None:
+        """Show `history` instead of what was drawn (a new model, a roll-back): the axes are
+        re-fitted to it, or framed as empty; nothing of the old ranges stays."""
         self.history.set_from(history)
         self._invalidate_smoothing()
+        self._refit()
 
     def clear(self) -> None:
         self.history.clear()
         self._invalidate_smoothing()
-        self._frame_empty_view()
+        self._refit()
 
     def truncate_after(self, step: int) -> None:
         self.history.truncate_after(step)
         self._invalidate_smoothing()
+        self._refit()
+
+    def _refit(self) -> None:
+        """The drawn data changed as a whole: draw it now and let the view fit it again (an
+        empty history gets the empty frame)."""
+        if not len(self.history):
+            self._frame_empty_view()
+            return
+        self._dirty = True
+        self.redraw_if_needed(force=True)
+        self.plot_item.enableAutoRange()
 
     # --- view options -------------------------------------------------------------
     def set_smoothing(self, weight: float) -> None:
@@ -282,14 +300,21 @@ class LossPlot(QWidget):
         if self.log_check.isChecked() != on:
             self.log_check.setChecked(on)
             return
-        self.plot_item.setLogMode(x=False, y=on)
+        self.plot_item.setLogMode(x=False, y=on)  # (this resets the view's limits)
+        self._limit_x()
         left = self.plot_item.getAxis("left")
+        # On log y the ticks are powers of ten: an SI factor ("loss (x1e+27)") only mislabels them.
+        left.enableAutoSIPrefix(not on)
         if hasattr(left, "setTickDensity"):  # older pyqtgraph releases lack it
             # The terms span ~10 decades on a short axis: at the default density pyqtgraph
             # labels every fifth decade only (1 and 1e-5).
             left.setTickDensity(LOG_TICK_DENSITY if on else 1.0)
         self._frame_empty_view()
         self._dirty = True
+
+    def _limit_x(self) -> None:
+        """Steps and epochs start at 0; a lone point gets a short run of them, not -40..40 around it."""
+        self.plot_item.getViewBox().setLimits(xMin=0, minXRange=MIN_X_SPAN[self._x_axis])
 
     def _frame_empty_view(self) -> None:
         """With no data pyqtgraph shows 0..1 on each axis: fractional steps, and on log y one
@@ -307,6 +332,7 @@ class LossPlot(QWidget):
     def set_x_axis(self, which: str) -> None:
         self._x_axis = "epoch" if which == "epoch" else "step"
         self._reset_peaks()
+        self._limit_x()
         self.plot_item.setLabel("bottom", "epoch" if self._x_axis == "epoch" else "step")
         index = self.x_combo.findData(self._x_axis)
         if index != self.x_combo.currentIndex():
@@ -391,8 +417,9 @@ class LossPlot(QWidget):
             self._smoothed[key] = extend_buffer(self._smoothed.get(key), new)
         self._smoothed_n = n
 
-    def redraw_if_needed(self) -> None:
-        if not self._dirty or not self.isVisible():
+    def redraw_if_needed(self, force: bool = False) -> None:
+        """Redraw if data came in; `force`: also while hidden (the old curves must not linger)."""
+        if not self._dirty or not (force or self.isVisible()):
             return
         self._dirty = False
         self._update_smoothing()

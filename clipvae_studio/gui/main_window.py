@@ -26,7 +26,7 @@ from .latent_canvas import LatentCanvas
 from .loss_plot import LossPlot
 from .metrics_plot import MetricsPlot
 from .run_follow import install_run_follow
-from .settings_panel import SettingsPanel
+from .settings_panel import SettingsPanel, explain_invalid, field_label
 from .studio_signals import StudioSignals
 from .training_worker import TrainingWorker
 
@@ -34,8 +34,23 @@ if TYPE_CHECKING:  # torch-using core modules are imported where used: the windo
     from ..core.trainer import Trainer
 
 BUILTIN_DATASETS = ("mnist5k", "mnist", "fashion-mnist", "kmnist")
+DATASET_COMBO_CHARS = 20  # "MNIST 5k (bundled)" whole; longer folder names are cut, their tooltip says all
 STATE_TEXT = {"idle": "Ready", "running": "Training", "paused": "Paused", "stopping": "Stopping…",
               "stopped": "Stopped", "finished": "Finished", "error": "Stopped (error)"}
+
+
+def dataset_error_text(kind: str, error: str) -> str:
+    """A failed load in the window's words: a download that could not reach the network says so
+    and points to the menu, not to the command line; the current run goes on either way."""
+    title = DATASET_TITLES.get(kind, kind)
+    unchanged = "\n\nThe current dataset and model are unchanged."
+    if kind in ("mnist", "fashion-mnist", "kmnist"):
+        offline = any(word in error for word in ("urlopen", "Errno", "resolve", "timed out", "Connection"))
+        cause = "the network could not be reached" if offline else error.split(" (")[0]
+        return (f"{title} could not be downloaded: {cause}.\n\nConnect to the network once (the set is then "
+                f"kept on this computer), or use File → Open dataset folder… with the set's IDX files."
+                + unchanged)
+    return error + unchanged
 
 
 def settings_file() -> Path:
@@ -113,6 +128,7 @@ class MainWindow(FileActions, QMainWindow):
 
         install_explorer(self)
         install_run_follow(self)
+        self._apply_minimum_size()
         self._restore_layout()
         self._set_loading(True)
         if not defer_model:
@@ -259,7 +275,9 @@ class MainWindow(FileActions, QMainWindow):
         self.dataset_combo = QComboBox()
         self.dataset_combo.setObjectName("datasetCombo")
         self.dataset_combo.setToolTip("Training data (changing it starts a fresh model)")
-        self.dataset_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        # a fixed width: a long folder name must not push Save checkpoint off the toolbar
+        self.dataset_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.dataset_combo.setMinimumContentsLength(DATASET_COMBO_CHARS)
         self._fill_dataset_combo()
         self.dataset_combo.activated.connect(self._dataset_combo_activated)
         self.preset_combo = QComboBox()
@@ -380,8 +398,9 @@ class MainWindow(FileActions, QMainWindow):
         """A dataset is being loaded in the background (it replaces the model when it is in)."""
         return self._dataset_load is not None
 
-    def confirm_discard(self, what: str) -> bool:
-        """Ask before throwing the current model away (training or unsaved); stop training if yes."""
+    def confirm_discard(self, what: str, stop: bool = True) -> bool:
+        """Ask before throwing the current model away (training or unsaved); stop training if yes
+        (unless `stop` is False: the caller stops it once the replacement is ready)."""
         busy = self.studio.busy
         if not busy and not self.unsaved:
             return True
@@ -389,10 +408,12 @@ class MainWindow(FileActions, QMainWindow):
         if busy:
             parts.append("Training is running and will stop.")
         if self.unsaved:
-            parts.append(f"The current model ({self.trainer.step_count} steps) is not saved.")
+            # no step count: training goes on behind the dialog, and a number would be stale
+            parts.append("The current model has unsaved training.")
         if not self.show_message(what, " ".join(parts) + f"\n\n{what}?", "question"):
             return False
-        self.stop_and_wait()
+        if stop:
+            self.stop_and_wait()
         return True
 
     def stop_and_wait(self) -> None:
@@ -543,16 +564,16 @@ class MainWindow(FileActions, QMainWindow):
         try:
             old.with_values(**{name: value})
         except ValueError as exc:
-            self.show_message("Invalid setting", str(exc), "warning")
+            self.show_message("Invalid setting", explain_invalid(name, str(exc)), "warning")
             self.settings_panel.set_config(old)
             return
-        if name in MODEL_FIELDS and not self.confirm_discard(f"Change {name} (a fresh model)"):
+        if name in MODEL_FIELDS and not self.confirm_discard(f"Change {field_label(name)} (a fresh model)"):
             self.settings_panel.set_config(old)
             return
         try:
             how = self.studio.change_setting(name, value)  # the trainer's rules: core/studio.py
         except Exception as exc:  # e.g. a device that is not there
-            self.show_message("Cannot apply setting", f"{name}: {exc}", "error")
+            self.show_message("Cannot apply setting", f"{field_label(name)}: {exc}", "error")
             self.settings_panel.set_config(old)
             return
         if how in ("live", "locked"):  # (a new trainer shows its own settings)
@@ -586,6 +607,7 @@ class MainWindow(FileActions, QMainWindow):
         kind, path = self.dataset_source
         if kind in ("idx", "folder") and path:
             combo.addItem(f"{Path(path).name} ({DATASET_TITLES[kind]})", (kind, str(path)))
+            combo.setItemData(combo.count() - 1, str(path), Qt.ItemDataRole.ToolTipRole)
         combo.addItem("Open folder…", ("open", None))
         self._select_dataset_in_combo()
         combo.blockSignals(False)
@@ -615,9 +637,11 @@ class MainWindow(FileActions, QMainWindow):
 
     def load_dataset_async(self, kind: str, path=None, confirm: bool = True) -> DatasetLoad | None:
         """Load a dataset off the GUI thread; on success a fresh model trains on it."""
-        if confirm and not self.confirm_discard(f"Switch to {DATASET_TITLES.get(kind, kind)} (a fresh model)"):
+        # Training goes on while the set loads: if loading fails, nothing of the current run is lost
+        # (set_dataset stops it once the new set is in).
+        if confirm and not self.confirm_discard(f"Switch to {DATASET_TITLES.get(kind, kind)} (a fresh model)",
+                                                stop=False):
             return None
-        self.stop_and_wait()
         load = DatasetLoad(kind, path, self)
         load.finished.connect(self._dataset_loaded)
         self._dataset_load = load
@@ -628,7 +652,7 @@ class MainWindow(FileActions, QMainWindow):
         load, self._dataset_load = self._dataset_load, None
         kind, path = (load.kind, load.path) if load is not None else (getattr(dataset, "name", "folder"), None)
         if error is not None:
-            self.show_message("Could not open the dataset", error, "error")
+            self.show_message("Could not open the dataset", dataset_error_text(kind, error), "error")
             return
         self.set_dataset(dataset, (kind, path))
 
@@ -671,10 +695,13 @@ class MainWindow(FileActions, QMainWindow):
 
     def _show_shortcuts(self) -> None:
         rows = [("Space", "start / pause"), ("F5", "start or resume"), ("F6", "pause"), ("Shift+F5", "stop"),
-                ("F10", "one step"), ("Ctrl+Shift+R", "reset to fresh weights"), ("Ctrl+O / Ctrl+S", "open / save"),
+                ("F10", "one step"), ("Ctrl+Shift+R", "reset to fresh weights"), ("Ctrl+O", "open a checkpoint"),
+                ("Ctrl+S", "save the checkpoint"), ("Ctrl+Shift+S", "save the checkpoint as…"),
                 ("Ctrl+D", "open a dataset folder"), ("left click / drag", "pick a point on the latent map"),
                 ("right or middle drag", "pan the map"), ("wheel", "zoom")]
-        self.show_message("Keyboard shortcuts", "\n".join(f"{k:<22}{v}" for k, v in rows), "info")
+        # a table: padding with spaces gave ragged columns in a proportional font
+        table = "".join(f"<tr><td style='padding-right:18px'><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows)
+        self.show_message("Keyboard shortcuts", f"<table>{table}</table>", "info")
 
     def _show_about(self) -> None:
         self.show_message("About CLIP-VAE Studio", "Train a CLIP-VAE, watch it learn, and explore its latent "
@@ -698,6 +725,26 @@ class MainWindow(FileActions, QMainWindow):
         self.metrics_plot.apply_theme()
         self.canvas.apply_theme()
 
+    def _apply_minimum_size(self) -> None:
+        """The smallest window in which nothing is cut: every dock at its content's minimum and the
+        whole training toolbar (Qt lets a toolbar hide its last buttons behind a >> menu)."""
+        hint = self.minimumSizeHint()
+        toolbar = self.training_toolbar.sizeHint().width() + 2 * self.training_toolbar.contentsMargins().left()
+        self.setMinimumSize(max(hint.width(), toolbar), hint.height())
+
+    def docks_cut(self) -> list[str]:
+        """Visible docks (not floating) smaller than their content's minimum size: a layout to
+        neither save nor keep."""
+        cut = []
+        for dock in self.findChildren(QDockWidget):
+            widget = dock.widget()
+            if dock.isHidden() or dock.isFloating() or widget is None or widget.visibleRegion().isEmpty():
+                continue
+            need = widget.minimumSizeHint().expandedTo(widget.minimumSize())
+            if widget.width() < need.width() or widget.height() < need.height():
+                cut.append(dock.objectName())
+        return cut
+
     def _restore_layout(self) -> None:
         geometry = self.settings.value("window/geometry")
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
@@ -713,9 +760,12 @@ class MainWindow(FileActions, QMainWindow):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        if not getattr(self, "_layout_restored", True) and not getattr(self, "_default_sizes_applied", False):
+        if not getattr(self, "_default_sizes_applied", False):
             self._default_sizes_applied = True
-            QTimer.singleShot(0, self._apply_default_dock_sizes)
+            if not getattr(self, "_layout_restored", True):
+                QTimer.singleShot(0, self._apply_default_dock_sizes)
+            else:  # a saved layout that cuts a dock's content is replaced by the default one
+                QTimer.singleShot(0, lambda: self.docks_cut() and self._apply_default_dock_sizes())
 
     def _apply_default_dock_sizes(self) -> None:
         """First start (no saved layout): room for the plots under the map, settings at the left."""
@@ -727,7 +777,10 @@ class MainWindow(FileActions, QMainWindow):
 
     def save_layout(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/state", self.saveState())
+        if not self.docks_cut():  # a crushed layout is not kept: the next start lays the docks out afresh
+            self.settings.setValue("window/state", self.saveState())
+        else:
+            self.settings.remove("window/state")
         self.settings.setValue("training/preset", self.preset_name)
         self.settings.sync()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from .palette import metric_color
@@ -16,6 +17,9 @@ SERIES = {  # key: (plot, name, colour); short names: the dock is narrow, the ax
     "recon_nats": ("nats", "rec. image", metric_color("recon_nats")),
     "kld_nats": ("nats", "KLD image", metric_color("kld_nats")),
 }
+AXIS_TITLE_ROOM_PX = 16  # space around a rotated axis title inside its plot
+BOTTOM_AXIS_PX = 40  # the step axis under the lower plot
+MIN_WIDTH_PX = 170  # the legend in at most three lines, the dock title readable
 
 
 class MetricsPlot(QWidget):
@@ -48,6 +52,13 @@ class MetricsPlot(QWidget):
         self.legend.setObjectName("metricsLegend")
         self.legend.setWordWrap(True)
         self.legend.setContentsMargins(6, 2, 6, 0)
+        # Each plot stays as tall as its rotated axis title is long: shorter, "accuracy" and
+        # "nats / image" ran into each other.
+        title_px = QFontMetrics(self.font()).horizontalAdvance("nats / image")
+        self.layout_widget.setMinimumHeight(2 * (title_px + AXIS_TITLE_ROOM_PX) + BOTTOM_AXIS_PX)
+        self.setMinimumWidth(MIN_WIDTH_PX)
+        # the legend's lines at that width count in the minimum height (a wrapped label's do not)
+        self.legend.setMinimumHeight(self.legend.heightForWidth(MIN_WIDTH_PX))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)

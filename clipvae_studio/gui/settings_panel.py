@@ -6,9 +6,10 @@ editable while training; the others (architecture, batch size, seed, ...) lock w
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import fields
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel,
                                QScrollArea, QSpinBox, QVBoxLayout, QWidget)
@@ -51,6 +52,26 @@ LABELS = {"z_dim": "latent size", "w_clip": "weight CLIP", "w_kld_image": "weigh
           "shared_blocks": "shared blocks", "w_label_match": "weight label match", "w_prior_mmd": "weight prior MMD",
           "decoder_heads": "decoder heads", "label_match_reverse": "label match reverse", "clip_mode": "CLIP mode", "rec_reduction": "rec. reduction",
           "kld_reduction": "KLD reduction", "weight_decay": "weight decay", "augment_px": "shift images (px)"}
+
+
+def field_label(name: str) -> str:
+    """The name a setting goes by on screen (its label in this panel), never the config field's."""
+    return LABELS.get(name, name.replace("_", " "))
+
+
+def explain_invalid(name: str, message: str) -> str:
+    """A config validation error in the panel's words, with what to do: other fields it names are
+    called by their labels, and a conflict with another setting says to change that one first."""
+    field_names = sorted((f.name for f in fields(TrainConfig)), key=len, reverse=True)
+    others = [f for f in field_names if f != name and re.search(rf"\b{f}\b", message)]
+    text = message
+    for field_name in (f for f in field_names if field_label(f) != f):
+        text = re.sub(rf"\b{field_name}\b", f"'{field_label(field_name)}'", text)
+    if others:
+        other = field_label(others[0])
+        text += (f"\n\nTo change '{field_label(name)}', first change '{other}' in the settings, "
+                 f"then set '{field_label(name)}' again.")
+    return text
 
 
 class ScientificSpinBox(QDoubleSpinBox):
@@ -116,7 +137,7 @@ class SettingsPanel(QWidget):
                 editor = self._make_editor(name)
                 editor.setObjectName(f"setting_{name}")
                 editor.setToolTip(FIELD_HELP.get(name, name))
-                label = QLabel(LABELS.get(name, name.replace("_", " ")))
+                label = QLabel(field_label(name))
                 label.setToolTip(FIELD_HELP.get(name, name))
                 form.addRow(label, editor)
                 self.editors[name] = editor
@@ -129,7 +150,11 @@ class SettingsPanel(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(inner)
+        # Never narrower than its labels and editors (it scrolls up and down only): a dock squeezed
+        # below that cut every label off (~70 px at the window's old minimum size).
+        self.setMinimumWidth(inner.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(scroll)

@@ -136,6 +136,7 @@ class ClusterView(QWidget):
             self.explorer.runner.cancel(self.job)
             self.job = None
             self.status.setText("Cancelled")
+        self.progress.setValue(0)  # a cancelled run has no progress to show
         self.compute_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
 
@@ -184,6 +185,23 @@ class ClusterView(QWidget):
         self.label_names = names
         self.scores.set_label_names(names)
         self.clear()
+
+    def forget_embedding(self) -> None:
+        """A new model is current: the embedding (and its "at step N") described the old one."""
+        self.cancel()
+        self.clear()
+        self.embedded_step = None
+        self.status.setText("t-SNE of image latents (dots) and label latents (stars)")
+        self.original_view.clear_image()
+        self.reconstruction_view.clear_image()
+        self.scores.clear_scores()
+        self.detail_caption.setText("Click a point")
+        self.shown_row = None
+        dataset = self.explorer.window.dataset
+        if dataset is not None:  # never offer more points than the test split has
+            test_count = len(dataset.test_images)
+            self.count_spin.setMaximum(max(self.count_spin.minimum(), test_count))
+            self.count_spin.setValue(min(2000, test_count))
 
     def clear(self) -> None:
         self.embedding = None

@@ -32,6 +32,7 @@ class Explorer(QObject):
         self.model = None
         self.label_names: list[str] = []
         self.current_z: np.ndarray | None = None
+        self._trained_model = None  # the training model of the current trainer (not the inference copy)
 
         self.point_panel = PointPanel()
         self.decision_layer = DecisionMapLayer(self.canvas, self.runner, self)
@@ -70,6 +71,9 @@ class Explorer(QObject):
         self.canvas.decoded.connect(self._picked)
         window.inferenceModelChanged.connect(self.set_model)
         window.datasetChanged.connect(lambda _d: self.clusters.clear())
+        signals = getattr(window, "signals", None)  # the studio's events (gui/studio_signals.py)
+        if signals is not None:
+            signals.trainerChanged.connect(self.forget_model_state)
         window.installEventFilter(self)
         self.set_model(getattr(window, "inference_model", None))
 
@@ -102,6 +106,20 @@ class Explorer(QObject):
             self.point_panel.show_decoded(decode_point(model, self.current_z), self.point_panel.caption.text())
         if not self.gallery_dock.visibleRegion().isEmpty():
             self.gallery.refresh()
+
+    def forget_model_state(self, trainer=None) -> None:
+        """Another model is current (preset, latent size, Reset, a checkpoint, a dataset): what the
+        docks showed belonged to the old one. Its point, steering path and embedding go; the new
+        model's first inference copy follows as its own event."""
+        model = getattr(trainer, "model", None)
+        if model is not None and model is self._trained_model:
+            return  # a rebuilt trainer around the same weights (batch size, seed, ...): all still holds
+        self._trained_model = model
+        self.steering.cancel()
+        self.steering.clear_path()
+        self.current_z = None
+        self.point_panel.clear()
+        self.clusters.forget_embedding()
 
     # --- the current point ------------------------------------------------------------------------
     def current_latent(self) -> np.ndarray:

@@ -13,6 +13,9 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QDoubleSpinBox, QFileDia
 from .image_view import PixelImageView
 from .images import to_qimage
 
+NOISE_NOTE = "Decoded samples of the prior."
+NOISE_NOTE_HEADS = (" Every decoder head draws each sample, and CLIP keeps the picture that best shows its "
+                    "head's label.")
 MODES = (("noise", "Noise z ~ N(0, I)"), ("labels", "A row per label"), ("corners", "Four-corner label blend"),
          ("interpolate", "Between two points"))
 
@@ -51,10 +54,10 @@ class GalleryView(QWidget):
 
         # Options per mode, in a stack that follows the mode combo.
         self.options = QStackedWidget()
-        noise_note = QLabel("Decoded samples of the prior. With routed decoder heads every head draws each "
-                            "sample, and CLIP keeps the picture that best shows its head's label.")
-        noise_note.setWordWrap(True)
-        self.options.addWidget(noise_note)
+        self.noise_note = QLabel(NOISE_NOTE)  # the model's own variant: refresh
+        self.noise_note.setObjectName("galleryNoiseNote")
+        self.noise_note.setWordWrap(True)
+        self.options.addWidget(self.noise_note)
         labels_page = QWidget()
         labels_row = QHBoxLayout(labels_page)
         labels_row.setContentsMargins(0, 0, 0, 0)
@@ -170,13 +173,16 @@ class GalleryView(QWidget):
         model = self.explorer.model
         if model is None:
             return
+        # only a model with routed decoder heads picks among its heads' pictures
+        self.noise_note.setText(NOISE_NOTE + (NOISE_NOTE_HEADS if getattr(model, "decoder_heads", False) else ""))
         mode = self.mode
         self.picture = gallery_picture(model, mode, self.count_spin.value(), self.seed,
                                        temperature=self.temperature_spin.value(),
                                        corners=tuple(max(0, c.currentIndex()) for c in self.corner_combos),
                                        length=self.length_spin.value(),
                                        ends=self._ends(model) if mode not in ("noise", "labels", "corners") else None)
-        self.image_view.set_image(self.picture)
+        # a row per label: each row carries its label's name
+        self.image_view.set_image(self.picture, self.explorer.label_names if mode == "labels" else None)
         self.generated.emit()
 
     def _ends(self, model):

@@ -51,6 +51,12 @@ class PointPanel(QWidget):
     def set_label_names(self, names) -> None:
         self.scores.set_label_names(names)
 
+    def clear(self) -> None:
+        """Show no point (a new model: the old decode and scores no longer hold)."""
+        self.image_view.clear_image("Click or drag on the map\nto decode a point")
+        self.scores.clear_scores()
+        self.caption.setText("")
+
     def show_decoded(self, decoded: Decoded, caption: str = "") -> None:
         self.image_view.set_image(decoded.image)
         self.scores.set_scores(decoded.scores, decoded.direct_scores)

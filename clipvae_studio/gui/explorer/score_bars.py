@@ -12,8 +12,10 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from ..palette import label_color
+from ..style import current_theme
 
 DIM_ALPHA = 105
+DARK_DIM_ALPHA = 200  # on a dark base a faint bar all but vanished: more of its colour
 SHOW_DIRECT_ABOVE = 0.02  # show the direct-score ticks when any label differs by more than this
 TICKS = (0.25, 0.5, 0.75)
 
@@ -40,12 +42,16 @@ class ScoreBars(QWidget):
         if names == self.label_names:
             return
         self.label_names = names
-        self._colors = []
-        for i in range(len(names)):
-            dim = label_color(i)
-            dim.setAlpha(DIM_ALPHA)
-            self._colors.append((dim, label_color(i)))
+        self._set_colors()
         self.clear_scores()
+
+    def _set_colors(self) -> None:
+        alpha = DARK_DIM_ALPHA if current_theme() == "dark" else DIM_ALPHA
+        self._colors = []
+        for i in range(len(self.label_names)):
+            dim = label_color(i)
+            dim.setAlpha(alpha)
+            self._colors.append((dim, label_color(i)))
 
     def clear_scores(self) -> None:
         self.scores = np.zeros(0)
@@ -68,7 +74,8 @@ class ScoreBars(QWidget):
         self.update()
 
     def apply_theme(self) -> None:
-        self.update()  # colours come from the application palette at paint time
+        self._set_colors()
+        self.update()  # the other colours come from the application palette at paint time
 
     # --- painting ---------------------------------------------------------------------------------
     def _layout(self, metrics) -> tuple[float, float, float, float, float, float]:

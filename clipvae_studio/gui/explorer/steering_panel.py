@@ -80,6 +80,7 @@ class SteeringPanel(QWidget):
         steps = self.steps_spin.value()
         self.explorer.runner.cancel(self.job)
         self.replay.stop()
+        self.requested_steps = steps
         self.steer_button.setEnabled(False)
         self.steer_button.setText("Steering…")
 
@@ -119,9 +120,12 @@ class SteeringPanel(QWidget):
         self.path_item.setData(x=self._uv[:i + 1, 0], y=self._uv[:i + 1, 1])
         name = self.label_combo.itemText(path.label)
         score = path.label_scores[i]
-        self.explorer.show_latent(path.z[i], self.decoded[i],
-                                  f"steering toward {name}: step {i}/{len(path.z) - 1}, score {score:.0%}",
-                                  uv=self._uv[i])
+        last = len(path.z) - 1
+        caption = f"steering toward {name}: step {i}/{last}, score {score:.0%}"
+        if i == last and last < getattr(self, "requested_steps", last):
+            # steer() ends early where no step raises the score any more (core/steering.py)
+            caption += f": stopped before {self.requested_steps} steps, no step raises the score further"
+        self.explorer.show_latent(path.z[i], self.decoded[i], caption, uv=self._uv[i])
         self._frame += 1
 
     def _reproject(self) -> None:
@@ -141,3 +145,12 @@ class SteeringPanel(QWidget):
 
     def stop(self) -> None:
         self.replay.stop()
+
+    def cancel(self) -> None:
+        """Drop a path still being computed (it climbs a model that is no longer current)."""
+        if self.job is not None:
+            self.explorer.runner.cancel(self.job)
+            self.job = None
+        self.replay.stop()
+        self.steer_button.setEnabled(True)
+        self.steer_button.setText("Steer")
