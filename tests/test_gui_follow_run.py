@@ -68,6 +68,7 @@ def test_follows_a_run_that_another_process_trains(qtbot, mnist5k, tmp_path):
         assert not action(window, "actionStart").isEnabled() and not action(window, "actionStep").isEnabled()
         qtbot.waitUntil(follower.label.isVisible, timeout=WAIT_MS)  # the toolbar lays it out
         assert "FOLLOWING" in follower.label.text() and action(window, "actionTrainFollowedHere").isVisible()
+        assert not action(window, "actionStart").isVisible()  # its place in the toolbar says what is followed
         assert "following tiny-run" in window.windowTitle()
 
         # the plot's data grow as the other process appends
@@ -160,7 +161,7 @@ def test_new_checkpoints_become_the_model_and_train_here_copies_the_run(qtbot, m
     assert window.trainer.step_count == 8 and window.checkpoint_path is None
     assert action(window, "actionStart").isEnabled() and action(window, "actionStep").isEnabled()
     qtbot.waitUntil(lambda: not window.run_follow.label.isVisible(), timeout=WAIT_MS)
-    assert not action(window, "actionTrainFollowedHere").isVisible()
+    assert not action(window, "actionTrainFollowedHere").isVisible() and action(window, "actionStart").isVisible()
     np.testing.assert_allclose(decode_point(window.inference_model, Z).image, after, atol=1e-6)
     writer.close()
 

@@ -14,6 +14,7 @@ settings) makes the studio's own training keep run folders (Studio.keep_run_fold
 """
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -24,6 +25,7 @@ from ..core.paths import studio_home
 from ..core.run_folder import RunFolderError, RunReader
 
 POLL_MS = 1000  # how often each run folder is read
+LABEL_CHARS = 28  # a longer run name is cut in the toolbar (its tooltip has the whole path)
 RECORD_SETTING = "training/run_folders"  # where the studio records its training; empty: it does not
 
 
@@ -99,8 +101,13 @@ class RunFollower(QObject):
         self._show_toolbar_items(False)
 
     def _show_toolbar_items(self, shown: bool) -> None:
+        """While following, the run's name and the ways out take the place of the training
+        buttons (which cannot act then): the toolbar keeps its width, nothing is pushed off it."""
+        window = self.window
         for action in (self.label_action, self.action_train_here, self.action_stop, self.separator):
             action.setVisible(shown)
+        for action in (window.action_start, window.action_pause, window.action_stop, window.action_step):
+            action.setVisible(not shown)
 
     @property
     def following(self) -> bool:
@@ -125,7 +132,9 @@ class RunFollower(QObject):
         return steps[-1] if steps else 0
 
     def _update_label(self) -> None:
-        self.label.setText(f"<b>FOLLOWING</b> {self.run.name}" if self.following else "")
+        name = self.run.name if self.following else ""
+        shown = name if len(name) <= LABEL_CHARS else name[:LABEL_CHARS - 1] + "…"
+        self.label.setText(f"<b>FOLLOWING</b> {html.escape(shown)}" if self.following else "")
         self.label.setToolTip(f"{self.run.path.resolve()}\ntrained by another process; shown, not trained here"
                               if self.following else "")
 
