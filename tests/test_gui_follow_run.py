@@ -270,3 +270,34 @@ def test_the_studio_model_follows_without_qt(mnist5k):
     studio.stop_following()
     assert studio.followed is None and studio.history is studio.trainer.history and studio.can_start
     studio.shutdown()
+
+
+def test_a_run_on_other_images_streams_its_plots_and_keeps_the_map(qtbot, mnist5k, tmp_path, monkeypatch):
+    """A run trained on another dataset: its losses follow, its checkpoint cannot be shown on this
+    dataset's map, which is said once; the model shown stays."""
+    from clipvae_studio.core.synthetic import coloured_digits
+
+    colour = coloured_digits(size=16, channels=3, num_labels=4, train_per_label=20, test_per_label=5)
+    run = tmp_path / "colour-run"
+    writer = RunFolderWriter(run, keep_checkpoints=0)
+    writer.start(0)
+    trainer = Trainer(preset("studio").with_values(**TINY), colour)
+    trainer.run(max_steps=2)
+    write_steps(writer, range(1, 3))
+    writer.save_checkpoint(trainer)
+    window = open_window(qtbot, mnist5k)
+    messages = MessageRecorder()
+    monkeypatch.setattr(window, "show_message", messages)
+    model = window.inference_model
+    assert window.open_run(run)
+    qtbot.waitUntil(lambda: len(messages.calls) > 0, timeout=WAIT_MS)
+    assert messages.calls[0]["title"] == "Cannot show the run's model" and messages.calls[0]["kind"] == "warning"
+    assert "shape" in messages.calls[0]["text"] or "labels" in messages.calls[0]["text"]
+    assert window.studio.history["step"] == [1, 2] and window.inference_model is model
+    write_steps(writer, range(3, 5))
+    writer.save_checkpoint(trainer)  # the next checkpoint fails the same way: not said again
+    wait_for_poll(qtbot, window)
+    wait_for_poll(qtbot, window)
+    assert window.studio.history["step"] == [1, 2, 3, 4] and len(messages.calls) == 1
+    assert "cannot be shown" in window.run_follow.state_text()
+    writer.close()

@@ -49,7 +49,8 @@ class RunSource:
         self.name = run_name(path)
         self.job = None
         self.status: dict = {}
-        self.error: str | None = None
+        self.error: str | None = None  # the last read failed: why
+        self.model_error: str | None = None  # its newest checkpoint cannot be shown: why
 
 
 class RunFollower(QObject):
@@ -122,9 +123,9 @@ class RunFollower(QObject):
         if state == "running" and status.get("alive") is False:
             state = "writer gone"
         where = "" if self.shown_step is None else f"; map at step {self.shown_step:,}"
-        if self.shown_step is None and self.run.error is None:
+        if self.shown_step is None and self.run.model_error is None:
             where = "; map: waiting for its first checkpoint"
-        error = f" — {self.run.error}" if self.run.error else ""
+        error = "".join(f" — {e}" for e in (self.run.model_error, self.run.error) if e)
         return f"Following {self.run.name} ({state}{where}){error}"
 
     def newest_step(self) -> int:
@@ -347,7 +348,7 @@ class RunFollower(QObject):
         if run is not self.run or not self.following:
             return
         trainer, model, snapshot = loaded
-        run.error = None
+        run.model_error = None
         self.studio.show_followed(trainer, model, snapshot)
         self.shown_step = trainer.step_count
         self.window.settings_panel.lock_all()
@@ -359,7 +360,7 @@ class RunFollower(QObject):
         if run is not self.run:
             return
         first = message.splitlines()[0]
-        run.error = "its checkpoint cannot be shown"
+        run.model_error = "its checkpoint cannot be shown"
         if not self._warned_model:  # once per run: the plots follow on, the map keeps the last model
             self._warned_model = True
             self.window.show_message("Cannot show the run's model", f"{run.name}: {first}\n\nThe loss and "
