@@ -105,4 +105,10 @@ class IdentityProjection(PlaneProjection):
         return self
 
 
-from .neighbourhood_map import NeighbourhoodMap  # noqa: E402  (the t-SNE map: same contract, its own module)
+def __getattr__(name):
+    # The t-SNE map keeps this contract in its own module (which imports this one): named here too.
+    if name == "NeighbourhoodMap":
+        from .neighbourhood_map import NeighbourhoodMap
+
+        return NeighbourhoodMap
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
