@@ -41,6 +41,10 @@ class MapFitter(QObject):
         if self.job is None:
             self._start()
 
+    def seed(self, fitted: NeighbourhoodMap) -> None:
+        """Start the next fit from a map fitted earlier (warm: a fraction of a second, not seconds)."""
+        self._latest = fitted
+
     def cancel(self) -> None:
         self.runner.cancel(self.job)
         self.job = None
@@ -90,6 +94,7 @@ class ExtrapolationShade(QObject):
         self.timer.timeout.connect(self.update)
         canvas.view_box.sigRangeChanged.connect(lambda *_: self.request(SHADE_SETTLE_MS))
         self.last_alpha: np.ndarray | None = None  # rows x cols, what is drawn (row 0 at the bottom)
+        self.updates = 0
 
     def request(self, delay_ms: int = 0) -> None:
         if not self.timer.isActive() or self.timer.remainingTime() > delay_ms:
@@ -117,6 +122,7 @@ class ExtrapolationShade(QObject):
         rgba[..., :3] = (18, 18, 22) if current_theme() == "dark" else (110, 110, 118)
         rgba[..., 3] = (alpha * SHADE_MAX_ALPHA).astype(np.uint8)
         self.last_alpha = alpha
+        self.updates += 1
         self.item.setImage(rgba, autoLevels=False)
         self.item.setRect(r)
         self.item.show()
