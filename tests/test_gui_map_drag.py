@@ -44,6 +44,7 @@ def canvas(qtbot, mnist5k, snapshot):
         assert canvas.mode == "neighbourhood"  # the default for a latent of more than 2 dimensions
         assert canvas.info_label.text().startswith("PCA until")  # says what it shows meanwhile
     FITTED.setdefault("map", landed.args[0])
+    assert np.array_equal(landed.args[1], latents.indices)  # the map says which snapshot rows it placed
     canvas.show()
     qtbot.waitExposed(canvas)
     QApplication.processEvents()

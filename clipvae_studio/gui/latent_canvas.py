@@ -181,7 +181,8 @@ class LatentCanvas(QWidget):
         self._label_plane: LabelPlaneProjection | None = None
         self._identity = IdentityProjection()
         self._neighbourhood = NeighbourhoodMap()  # replaced, never changed in place, by each fit that lands
-        self._landed: NeighbourhoodMap | None = None  # a fit that landed while the pointer was dragging
+        self._landed: tuple | None = None  # a fit (map, rows) that landed while the pointer was dragging
+        self._neighbourhood_rows: np.ndarray | None = None  # the snapshot rows the map was fitted on
         self.fitter = MapFitter(self)
         self.fitter.fitted.connect(self._fit_landed)
         self.projection: Projection = self._pca
@@ -286,7 +287,7 @@ class LatentCanvas(QWidget):
         self._labels_key = None
         self._pca = PCAProjection()
         self._neighbourhood = NeighbourhoodMap()
-        self._landed = None
+        self._landed = self._neighbourhood_rows = None
         self.fitter.cancel()
         if self.mode in ("pca", "neighbourhood"):
             self.projection = self._pca
@@ -322,7 +323,7 @@ class LatentCanvas(QWidget):
     def _apply_deferred_snapshot(self) -> None:
         if self._landed is not None:
             landed, self._landed = self._landed, None
-            self._fit_landed(landed)
+            self._fit_landed(*landed)
         if self._deferred_snapshot is not None:
             self.set_snapshot(self._deferred_snapshot)
 
@@ -440,7 +441,8 @@ class LatentCanvas(QWidget):
         changed = False
         fitted = self._neighbourhood.is_fitted and self._neighbourhood.z_dim == snapshot.mu.shape[1]
         if self.mode == "neighbourhood" and len(snapshot.mu) >= 3:
-            self.fitter.request(self._neighbourhood if fitted else NeighbourhoodMap(), snapshot.mu)
+            self.fitter.request(self._neighbourhood if fitted else NeighbourhoodMap(), snapshot.mu,
+                                np.array(snapshot.indices))
         if self.mode == "neighbourhood" and fitted:
             self.projection, changed = self._neighbourhood, True
             self.info_label.setText("t-SNE of the image latents · shaded: far from any point, a picture there "
@@ -472,17 +474,18 @@ class LatentCanvas(QWidget):
             self.projectionChanged.emit()
         self.shade.request()
 
-    def _fit_landed(self, fitted: NeighbourhoodMap) -> None:
+    def _fit_landed(self, fitted: NeighbourhoodMap, rows=None) -> None:
         """A background fit is done: the map moves to it (after the drag, if one is going on)."""
         if self.snapshot is None or fitted.z_dim != self.snapshot.mu.shape[1]:
             return  # fitted for another model or dataset
         if interaction.dragging():
-            self._landed = fitted
+            self._landed = (fitted, rows)
             if not self._deferred_timer.isActive():
                 self._deferred_timer.start()
             return
         picked_z = self._picked_latent()
         previous, self._neighbourhood = self._neighbourhood, fitted
+        self._neighbourhood_rows = rows
         if self.mode != "neighbourhood":
             return
         self.projection = fitted
@@ -532,7 +535,14 @@ class LatentCanvas(QWidget):
         snapshot = self.snapshot
         if snapshot is None or snapshot.mu.shape[1] != self.projection.z_dim:
             return
-        self._uv = self.projection.project(snapshot.mu)
+        rows = self._neighbourhood_rows
+        if self.projection is self._neighbourhood and rows is not None and np.array_equal(rows, snapshot.indices):
+            # The same test images the map was fitted on: each stays at its fitted place until the
+            # next fit lands (it accounts for the new latents), so points move once per fit, and a
+            # 10,000-point snapshot costs no neighbour search on the GUI thread.
+            self._uv = self._neighbourhood.uv
+        else:
+            self._uv = self.projection.project(snapshot.mu)
         labels = snapshot.labels
         key = (len(labels), hash(np.ascontiguousarray(labels).tobytes()))  # ~10 us for 10,000 labels
         if key != self._labels_key or len(self.scatter.data) != len(labels):

@@ -1,7 +1,9 @@
 """The neighbourhood map's two helpers on the canvas.
 
 MapFitter: refits the map off the GUI thread (a fit is 0.2-1 s; a cold one seconds). One fit at a
-time; snapshots that arrive meanwhile are coalesced to the latest, fitted when the running one ends.
+time; snapshots that arrive meanwhile are coalesced to the latest. Between two fits it rests twice
+as long as the last fit took (REST_MIN_S..REST_MAX_S), so live refits take about a third of one
+core from training.
 Each fit starts from the map that landed last and returns a new map object, so the canvas, the
 background layers and the explorer keep reading the old one until `fitted` hands over the new one.
 
@@ -9,6 +11,8 @@ ExtrapolationShade: a grey veil over the parts of the view where the map is far 
 (NeighbourhoodMap.extrapolation): the latent there is a guess, and so is the picture.
 """
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import pyqtgraph as pg
@@ -21,24 +25,29 @@ from .style import current_theme
 SHADE_COLUMNS = 96  # cells across the view; the shade is soft, a few ms to compute on the GUI thread
 SHADE_MAX_ALPHA = 120
 SHADE_SETTLE_MS = 120  # after a pan or zoom
+REST_MIN_S, REST_MAX_S = 1.0, 4.0  # between the end of one fit and the start of the next
 
 
 class MapFitter(QObject):
-    fitted = Signal(object)  # a new NeighbourhoodMap, on the GUI thread
+    fitted = Signal(object, object)  # a new NeighbourhoodMap and the key it was asked with, on the GUI thread
     failed = Signal(str)
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.runner = BackgroundRunner(self, max_threads=1)
         self.job = None
-        self._waiting: tuple[NeighbourhoodMap, np.ndarray] | None = None
+        self._waiting: tuple[NeighbourhoodMap, np.ndarray, object] | None = None
         self._latest: NeighbourhoodMap | None = None
         self.fits = 0
+        self._rest = QTimer(self)
+        self._rest.setSingleShot(True)
+        self._rest.timeout.connect(self._start)
 
-    def request(self, base: NeighbourhoodMap, z: np.ndarray) -> None:
-        """Fit a map on latents z, warm from `base` (or from the map the running fit will give)."""
-        self._waiting = (base, np.array(z, dtype=np.float64))
-        if self.job is None:
+    def request(self, base: NeighbourhoodMap, z: np.ndarray, key=None) -> None:
+        """Fit a map on latents z, warm from `base` (or from the map the running fit will give).
+        `key` comes back with the map (the canvas passes the snapshot's rows)."""
+        self._waiting = (base, np.array(z, dtype=np.float64), key)
+        if self.job is None and not self._rest.isActive():
             self._start()
 
     def seed(self, fitted: NeighbourhoodMap) -> None:
@@ -47,6 +56,7 @@ class MapFitter(QObject):
 
     def cancel(self) -> None:
         self.runner.cancel(self.job)
+        self._rest.stop()
         self.job = None
         self._waiting = self._latest = None
 
@@ -55,28 +65,33 @@ class MapFitter(QObject):
         return self.job is not None
 
     def _start(self) -> None:
-        base, z = self._waiting
+        if self._waiting is None or self.job is not None:
+            return
+        base, z, key = self._waiting
         self._waiting = None
         if self._latest is not None and self._latest.z_dim == z.shape[1] and len(self._latest.uv) == len(z):
             base = self._latest  # a fit landed since this was asked: start from it, not from an older map
         if not (base.is_fitted and base.z_dim == z.shape[1] and len(base.uv) == len(z)):
             base = NeighbourhoodMap()  # another model or subset: a cold fit
-        self.job = self.runner.submit(lambda should_stop, _progress: base.fitted(z, should_stop),
-                                      self._done, self._error)
+        started = time.perf_counter()
 
-    def _done(self, fitted: NeighbourhoodMap) -> None:
+        def work(should_stop, _progress):
+            return base.fitted(z, should_stop), key, time.perf_counter() - started
+
+        self.job = self.runner.submit(work, self._done, self._error)
+
+    def _done(self, result) -> None:
+        fitted, key, seconds = result
         self.job = None
         self.fits += 1
         self._latest = fitted
-        self.fitted.emit(fitted)
-        if self._waiting is not None:
-            self._start()
+        self._rest.start(int(1000 * min(REST_MAX_S, max(REST_MIN_S, 2 * seconds))))  # then _start takes what waits
+        self.fitted.emit(fitted, key)
 
     def _error(self, message: str) -> None:
         self.job = None
         self.failed.emit(message.splitlines()[0])
-        if self._waiting is not None:
-            self._start()
+        self._rest.start(int(1000 * REST_MIN_S))
 
 
 class ExtrapolationShade(QObject):
