@@ -583,11 +583,7 @@ class LatentCanvas(QWidget):
             placed.append(rect)
 
     def _picked(self, u: float, v: float, _finished: bool) -> None:
-        self.picked_uv = self._picked_z_uv = (u, v)
-        self._picked_z = None
-        z = self.latent_at(u, v)
-        if self.snapshot is not None and len(z) == self.snapshot.mu.shape[1]:
-            self._picked_z = z
+        self.picked_uv = (u, v)  # its latent is read from the map when the map is about to change
         self.set_marker(u, v)
         self.pointPicked.emit(u, v)
         decoded = self.decode_point(u, v)
