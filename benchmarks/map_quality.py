@@ -111,6 +111,18 @@ def evaluate(name: str, projection, model, z_fit, labels_fit, z_held, num_labels
     return out
 
 
+def ceilings(model, z_fit, labels_fit, z_held) -> dict:
+    """What the latent itself allows: its own neighbourhood hit (k=10, no map can separate what the
+    model does not), and how often CLIP labels a held-out latent like its nearest fitted latent
+    (a click that lands exactly on the nearest data point agrees this often)."""
+    from scipy.spatial import cKDTree
+
+    nearest = cKDTree(z_fit).query(z_held, k=1)[1]
+    agree = (clip_labels(model, z_held) == clip_labels(model, z_fit[nearest])).mean()
+    return {"latent_neighbourhood_hit_k10": round(neighbourhood_hit(z_fit, labels_fit, 10), 4),
+            "heldout_nearest_latent_agreement": round(float(agree), 4)}
+
+
 def radius(uv: np.ndarray) -> float:
     return float(np.percentile(np.linalg.norm(uv - uv.mean(0), axis=1), 95))
 
@@ -181,7 +193,8 @@ def run_dataset(dataset: ImageDataset, seconds: float, holdout: int, points: int
     if dataset.num_labels >= 3:
         projections["label-plane"] = LabelPlaneProjection(snapshot.label_mu)
     out = {"dataset": dataset.name, "steps": summary["steps"], "train_seconds": summary["seconds"],
-           "fitted_points": int(len(fit)), "heldout_points": int(len(held)), "projections": {}}
+           "fitted_points": int(len(fit)), "heldout_points": int(len(held)), "projections": {},
+           "ceilings": ceilings(model, z_fit, labels_fit, z_held)}
     for name, projection in projections.items():
         out["projections"][name] = evaluate(name, projection, model, z_fit, labels_fit, z_held, dataset.num_labels)
     out["live"] = live_refits(trainer, points, refits)
