@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 
 from ..core.neighbourhood_map import NeighbourhoodMap
 from .explorer.background import BackgroundRunner
@@ -42,6 +42,9 @@ class MapFitter(QObject):
         self._rest = QTimer(self)
         self._rest.setSingleShot(True)
         self._rest.timeout.connect(self._start)
+        app = QCoreApplication.instance()
+        if app is not None:  # a fit still running would hold up the exit (its pool thread is joined)
+            app.aboutToQuit.connect(self.cancel)
 
     def request(self, base: NeighbourhoodMap, z: np.ndarray, key=None) -> None:
         """Fit a map on latents z, warm from `base` (or from the map the running fit will give).
