@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-NEEDED = ("torch", "torchvision", "numpy", "PIL", "PySide6", "pyqtgraph", "tqdm", "sklearn",
+NEEDED = ("torch", "torchvision", "numpy", "PIL", "PySide6", "pyqtgraph", "tqdm", "sklearn", "scipy", "openTSNE",
           "pytest", "pytestqt", "hypothesis")
 
 

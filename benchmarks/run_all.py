@@ -30,10 +30,12 @@ BENCHMARKS = {
     "gui_plots": ("gui_plots.py", ["--repeats", "30"], 180),
     "startup": ("startup.py", ["--runs", "3"], 240),
     "memory": ("memory.py", ["--minutes", "1"], 240),
+    "map_quality": ("map_quality.py", ["--time-budget", "60"], 600),
 }
 QUICK = {"throughput": ["--seconds", "1", "--rounds", "2"], "time_to_quality": ["--seeds", "0"],
          "gui_throughput": ["--seconds", "3", "--warmup", "1"], "gui_plots": ["--repeats", "10"],
-         "startup": ["--runs", "1"], "memory": ["--minutes", "0.5"]}
+         "startup": ["--runs", "1"], "memory": ["--minutes", "0.5"],
+         "map_quality": ["--time-budget", "10", "--datasets", "bundled", "--refits", "3"]}
 
 
 def run_one(name: str, quick: bool) -> dict:
@@ -131,6 +133,39 @@ def rows(report: dict) -> list[tuple[str, str, str, bool | None]]:
                 f"{m.get('growth_mib')} MiB over {m.get('minutes')} min" if "growth_mib" in m else "n/a",
                 "shorter run than the target's 10 min" if m.get("minutes", 10) < 10 else "10-minute run",
                 m.get("growth_met")))
+    out += map_rows(report.get("map_quality", {}))
+    return out
+
+
+def map_rows(result: dict) -> list:
+    """The neighbourhood map's targets, per dataset (benchmarks/map_quality.py)."""
+    out = []
+    for run in result.get("runs", []):
+        name, nmap, live = run.get("dataset"), dig(run, "projections", "neighbourhood") or {}, run.get("live", {})
+        pca = dig(run, "projections", "pca") or {}
+        nh, tw = nmap.get("neighbourhood_hit_k10"), nmap.get("trustworthiness_k10")
+        out.append((f"Map ({name}): neighbourhood hit k=10 >= 0.95, trustworthiness k=10 >= 0.98", f"{nh}, {tw}",
+                    f"PCA {pca.get('neighbourhood_hit_k10')}, {pca.get('trustworthiness_k10')}",
+                    None if nh is None else nh >= 0.95 and tw >= 0.98))
+        labels = nmap.get("labels", {})
+        low, rel = labels.get("min_share"), labels.get("min_share_relative_to_points")
+        out.append((f"Map ({name}): every label >= 3 % of the map near data, >= half its share of points",
+                    f"smallest {low} ({rel} of its points' share)",
+                    f"PCA smallest {dig(pca, 'labels', 'min_share')}", None if low is None else low >= 0.03 and rel >= 0.5))
+        agree = nmap.get("heldout_click_agreement")
+        out.append((f"Map ({name}): held-out click-to-class agreement >= 0.93", f"{agree}",
+                    f"PCA {pca.get('heldout_click_agreement')}", None if agree is None else agree >= 0.93))
+        p95 = live.get("refit_s_p95")
+        out.append((f"Map ({name}): refit of {live.get('points')} points while training <= 1 s (p95)", f"{p95} s",
+                    f"p50 {live.get('refit_s_p50')} s; cold fit {live.get('cold_fit_s')} s",
+                    None if p95 is None else p95 <= 1.0))
+        still = live.get("movement_median_share_of_radius_unchanged_latents")
+        out.append((f"Map ({name}): refit with unchanged latents moves points <= 2 % of the radius (median)",
+                    f"{still}", f"between live updates while training: {live.get('movement_median_share_of_radius_live')}",
+                    None if still is None else still <= 0.02))
+        lift = nmap.get("lift_us_per_point")
+        out.append((f"Map ({name}): lift < 1 ms per point", f"{lift} us", "5,000 points in one call",
+                    None if lift is None else lift < 1000))
     return out
 
 

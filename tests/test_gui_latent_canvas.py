@@ -29,6 +29,7 @@ def canvas(qtbot, mnist5k, trainer):
     canvas.resize(700, 560)
     canvas.set_dataset(mnist5k)
     canvas.set_model(inference_copy(trainer.model))
+    canvas.set_projection_mode("pca")  # these tests check the planes; tests/test_gui_map_drag.py the default map
     canvas.set_snapshot(trainer.latent_snapshot())
     canvas.show()
     qtbot.waitExposed(canvas)
@@ -129,7 +130,8 @@ def test_projection_modes_and_signal(qtbot, canvas, trainer):
     # exact 2D is offered only for a 2-dimensional latent space
     assert not combo.model().item(combo.findData("exact-2d")).isEnabled()
     canvas.set_projection_mode("exact-2d")
-    assert canvas.mode == "pca"
+    assert canvas.mode == "neighbourhood"  # the default map
+    canvas.set_projection_mode("pca")
     # PCA refits on each snapshot without flipping
     first = canvas.projection.axes.copy()
     snapshot = trainer.latent_snapshot()

@@ -1,7 +1,10 @@
 """The reference's clustering figure: t-SNE of image latents together with label latents.
 
-t-SNE is not invertible, so it is a view of its own (docs/architecture.md, "Latent map geometry"): each embedded
-point keeps the index of the test image it came from. scikit-learn is imported lazily.
+The latent map itself is an invertible t-SNE (neighbourhood_map.py), fitted on the snapshot's
+image latents and refitted live. This figure stays a view of its own: the label latents are
+embedded together with the image latents (on the map they are placed out of sample), up to
+10,000 test images, and each embedded point keeps the index of the test image it came from.
+scikit-learn is imported lazily.
 """
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""2D planes through the latent space that map both ways: project(z) -> (u, v) and
-lift((u, v)) -> z, so a click on the map names a latent vector (docs/architecture.md, "Latent map geometry")."""
+"""2D maps of the latent space that go both ways: project(z) -> (u, v) and lift((u, v)) -> z,
+so a click on the map names a latent vector (docs/architecture.md, "Latent map geometry"). The planes live here; the
+neighbourhood map (t-SNE with a Delaunay inverse) in neighbourhood_map.py, under the same contract."""
 from __future__ import annotations
 
 import numpy as np
@@ -16,6 +17,11 @@ class Projection:
         """N x 2 map coordinates -> N x D latents on the plane."""
         raise NotImplementedError
 
+    @property
+    def z_dim(self) -> int:
+        """The latent dimension this projection maps (0 before it is fitted)."""
+        raise NotImplementedError
+
 
 class PlaneProjection(Projection):
     """z = origin + u * axes[0] + v * axes[1], axes orthonormal."""
@@ -29,6 +35,10 @@ class PlaneProjection(Projection):
 
     def lift(self, uv):
         return self.origin + np.atleast_2d(uv) @ self.axes
+
+    @property
+    def z_dim(self) -> int:
+        return self.axes.shape[1]
 
 
 class PCAProjection(PlaneProjection):
@@ -93,3 +103,12 @@ class IdentityProjection(PlaneProjection):
 
     def update(self, *_):
         return self
+
+
+def __getattr__(name):
+    # The t-SNE map keeps this contract in its own module (which imports this one): named here too.
+    if name == "NeighbourhoodMap":
+        from .neighbourhood_map import NeighbourhoodMap
+
+        return NeighbourhoodMap
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

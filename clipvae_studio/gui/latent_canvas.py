@@ -1,5 +1,7 @@
 """The live latent map: image-latent means of a fixed test subset, coloured by label, the label
-latents as named anchors, on a 2D plane that maps both ways (core/projection.py).
+latents as named anchors, on a map that goes both ways (core/projection.py): by default the
+neighbourhood map (t-SNE, core/neighbourhood_map.py), refitted off the GUI thread from each new
+snapshot (map_fitter.py); PCA, the label plane and exact 2D on request.
 
 Interaction contract (the explorer builds on it): a left click or left drag anywhere picks a
 point (pointPicked, then decoded with the latest inference model); right or middle drag pans,
@@ -17,18 +19,23 @@ from PySide6.QtWidgets import (QComboBox, QFrame, QGraphicsItem, QHBoxLayout, QL
                                QWidget)
 
 from ..core.events import LatentSnapshot
-from ..core.projection import IdentityProjection, LabelPlaneProjection, PCAProjection
+from ..core.projection import IdentityProjection, LabelPlaneProjection, NeighbourhoodMap, PCAProjection
 from . import interaction
+from .map_fitter import ExtrapolationShade, MapFitter
+from .pyqtgraph_compat import (auto_range_in_progress, forget_zoom_target, move_points, scatter_pixel_padding,
+                               skip_auto_range, skip_hover_while_dragging)
 from .palette import label_brushes, label_color
 from .style import current_theme, light_grid, style_plot
 
 if TYPE_CHECKING:
     from ..core.explore import Decoded
+    from ..core.projection import Projection
 
 POINT_SIZE = 5
 HOVER_RADIUS_PX = 7
 INSET_SCALE = 3  # hover inset: source image enlarged this many times
-PROJECTIONS = (("pca", "PCA"), ("label-plane", "Label plane"), ("exact-2d", "Exact 2D"))
+PROJECTIONS = (("neighbourhood", "Neighbourhood map"), ("pca", "PCA"), ("label-plane", "Label plane"),
+               ("exact-2d", "Exact 2D"))
 FIT_PADDING = 0.08  # room left around the points when the view fits them, so they can move a little
 FIT_MIN_FILL = 0.7  # the view fits again once the points span less than this share of it
 # Where a label's name sits around its star (TextItem anchors), in order of preference: above,
@@ -49,8 +56,8 @@ class PickViewBox(pg.ViewBox):
         # The points move a little with every live snapshot. Fitting the view to them each time
         # redraws both axes and the grid (half of a snapshot's ~10 ms repaint) and makes the map
         # twitch; keep the view while it holds every point and they still fill most of it.
-        if all(self.state["autoRange"]) and not self._updatingRange and self._holds_points():
-            self._autoRangeNeedsUpdate = False
+        if all(self.state["autoRange"]) and not auto_range_in_progress(self) and self._holds_points():
+            skip_auto_range(self)
             return
         super().updateAutoRange()
 
@@ -99,7 +106,7 @@ class PickViewBox(pg.ViewBox):
         elif button in (Qt.MouseButton.RightButton, Qt.MouseButton.MiddleButton):
             ev.accept()
             delta = self.mapToView(ev.lastPos()) - self.mapToView(ev.pos())
-            self._resetTarget()
+            forget_zoom_target(self)
             self.translateBy(x=delta.x(), y=delta.y())
             self.sigRangeChangedManually.emit(self.state["mouseEnabled"])
         else:
@@ -139,29 +146,12 @@ class _PassiveScatter(pg.ScatterPlotItem):
         # or pan: viewTransformChanged) or the symbol size changes; holding the list itself
         # keeps its identity from being reused by a new one.
         cache = self._rect_cache
-        pad = self._maxSpotPxWidth
+        pad = scatter_pixel_padding(self)
         if cache is not None and cache[0] is self.bounds and cache[1] == pad:
             return QRectF(cache[2])
         rect = super().boundingRect()
         self._rect_cache = (self.bounds, pad, QRectF(rect))
         return rect
-
-
-def move_points(item: pg.ScatterPlotItem, x: np.ndarray, y: np.ndarray) -> None:
-    """New positions for a scatter's points. When the count is unchanged (the snapshot subset is
-    fixed), write them into the item's record array in place: setData would look every point's
-    symbol up again in Python (~1 ms per 1,000 points) although none of the styles changed."""
-    data = getattr(item, "data", None)
-    if data is None or len(data) != len(x) or len(x) == 0 or not {"x", "y"} <= set(data.dtype.names or ()):
-        item.setData(x=x, y=y)
-        return
-    data["x"] = x
-    data["y"] = y
-    item.prepareGeometryChange()
-    item.informViewBoundsChanged()
-    item.bounds = [None, None]
-    item.invalidate()
-    item.sigPlotChanged.emit(item)
 
 
 class LatentCanvas(QWidget):
@@ -177,7 +167,8 @@ class LatentCanvas(QWidget):
         self.snapshot: LatentSnapshot | None = None
         self.label_names: list[str] = []
         self.picked_uv: tuple[float, float] | None = None
-        self.last_decoded: Decoded | None = None
+        self._picked_z: np.ndarray | None = None  # the latent picked_uv named when it was set
+        self._picked_z_uv: tuple[float, float] | None = None
         self._uv = np.zeros((0, 2))
         self._labels_key = None
         self._axis_labels = None
@@ -189,8 +180,14 @@ class LatentCanvas(QWidget):
         self._pca = PCAProjection()
         self._label_plane: LabelPlaneProjection | None = None
         self._identity = IdentityProjection()
-        self.projection = self._pca
-        self.mode = "pca"
+        self._neighbourhood = NeighbourhoodMap()  # replaced, never changed in place, by each fit that lands
+        self._landed: tuple | None = None  # a fit (map, rows) that landed while the pointer was dragging
+        self._neighbourhood_rows: np.ndarray | None = None  # the snapshot rows the map was fitted on
+        self.fitter = MapFitter(self)
+        self.fitter.fitted.connect(self._fit_landed)
+        self.projection: Projection = self._pca
+        self.mode = "neighbourhood"
+        self._mode_chosen = False  # a person picked the projection: no automatic switch to exact 2D
 
         self.view_box = PickViewBox()
         self.view_box.setAspectLocked(True)
@@ -220,14 +217,14 @@ class LatentCanvas(QWidget):
         self.view_box.addItem(self.marker, ignoreBounds=True)
         self.view_box.sigPicked.connect(self._picked)
         self.view_box.sigTransformChanged.connect(lambda *_: self._place_names())
+        self.shade = ExtrapolationShade(self)  # greys the areas where the map's latents are guesses
 
         self.projection_combo = QComboBox()
         self.projection_combo.setObjectName("projectionCombo")
         self.projection_combo.setToolTip("How the latent space is flattened onto this map")
         for key, name in PROJECTIONS:
             self.projection_combo.addItem(name, key)
-        self.projection_combo.currentIndexChanged.connect(
-            lambda _i: self.set_projection_mode(self.projection_combo.currentData()))
+        self.projection_combo.currentIndexChanged.connect(self._mode_picked)
         self.info_label = QLabel()
         self.info_label.setObjectName("canvasInfo")
         self.fit_button = QPushButton("Fit")
@@ -264,16 +261,7 @@ class LatentCanvas(QWidget):
         self.hovered_index: int | None = None
         scene = self.plot_widget.scene()
         scene.sigMouseMoved.connect(self._mouse_moved)
-        send_hover_events = scene.sendHoverEvents
-
-        def hover_unless_dragging(ev, exitOnly=False):
-            # pyqtgraph looks up the items under the pointer on every move, also mid-drag, when
-            # it lets none of them accept the hover: ~1.5 ms of each drag move on this map. The
-            # hover that starts a drag still runs (it names the item that gets the drag).
-            if exitOnly or not ev.buttons() or scene.dragItem is None:
-                send_hover_events(ev, exitOnly)
-
-        scene.sendHoverEvents = hover_unless_dragging
+        skip_hover_while_dragging(scene)
         self._update_mode_availability(None)
         self.apply_theme()
 
@@ -298,14 +286,18 @@ class LatentCanvas(QWidget):
         self._uv = np.zeros((0, 2))
         self._labels_key = None
         self._pca = PCAProjection()
-        if self.mode == "pca":
+        self._neighbourhood = NeighbourhoodMap()
+        self._landed = self._neighbourhood_rows = None
+        self.fitter.cancel()
+        if self.mode in ("pca", "neighbourhood"):
             self.projection = self._pca
         self.scatter.setData(x=[], y=[])
         self.anchor_item.setData(x=[], y=[])
         for text in self.anchor_texts:
             text.hide()
         self.marker.hide()
-        self.picked_uv = None
+        self.picked_uv = self._picked_z = self._picked_z_uv = None
+        self.shade.clear()
         self.inset.hide()
         self.view_box.enableAutoRange()
 
@@ -320,12 +312,18 @@ class LatentCanvas(QWidget):
         z_dim = snapshot.mu.shape[1]
         self._update_mode_availability(z_dim)
         if self.mode == "exact-2d" and z_dim != 2:
-            self.set_projection_mode("pca")
+            self.set_projection_mode("neighbourhood")
             return  # set_projection_mode redraws with this snapshot
+        if self.mode == "neighbourhood" and z_dim == 2 and not self._mode_chosen:
+            self.set_projection_mode("exact-2d")  # the latent is the map: nothing to flatten
+            return
         self._refit(snapshot)
         self._draw()
 
     def _apply_deferred_snapshot(self) -> None:
+        if self._landed is not None:
+            landed, self._landed = self._landed, None
+            self._fit_landed(*landed)
         if self._deferred_snapshot is not None:
             self.set_snapshot(self._deferred_snapshot)
 
@@ -351,20 +349,35 @@ class LatentCanvas(QWidget):
 
     def set_projection_mode(self, mode: str) -> None:
         if mode == "exact-2d" and (self.snapshot is None or self.snapshot.mu.shape[1] != 2):
-            mode = "pca"
+            mode = "neighbourhood"
         if mode == "label-plane" and len(self.label_names) < 3:
-            mode = "pca"
+            mode = "neighbourhood"
         self.mode = mode
         index = self.projection_combo.findData(mode)
         if index != self.projection_combo.currentIndex():
             self.projection_combo.blockSignals(True)
             self.projection_combo.setCurrentIndex(index)
             self.projection_combo.blockSignals(False)
-        self.projection = {"pca": self._pca, "exact-2d": self._identity}.get(mode, self._label_plane or self._pca)
         if self.snapshot is not None:
             self._refit(self.snapshot)
             self._draw()
+        else:
+            self.projection = self._projection_for(mode)
         self.view_box.enableAutoRange()
+
+    @property
+    def neighbourhood_map(self) -> NeighbourhoodMap:
+        """The latest neighbourhood map that landed (not fitted until the first fit lands)."""
+        return self._neighbourhood
+
+    def _projection_for(self, mode: str):
+        if mode == "neighbourhood":
+            return self._neighbourhood if self._neighbourhood.is_fitted else self._pca
+        return {"pca": self._pca, "exact-2d": self._identity}.get(mode, self._label_plane or self._pca)
+
+    def _mode_picked(self, _index: int) -> None:
+        self._mode_chosen = True
+        self.set_projection_mode(self.projection_combo.currentData())
 
     def set_marker(self, u: float, v: float) -> None:
         """Show the crosshair at map point (u, v)."""
@@ -423,12 +436,24 @@ class LatentCanvas(QWidget):
         model.item(plane_row).setEnabled(len(self.label_names) >= 3)
 
     def _refit(self, snapshot: LatentSnapshot) -> None:
+        picked_z = self._picked_latent()  # read on the map as it was, placed again on the new one
+        before = self.projection
         changed = False
-        if self.mode == "pca" and len(snapshot.mu) >= 2:
+        fitted = self._neighbourhood.is_fitted and self._neighbourhood.z_dim == snapshot.mu.shape[1]
+        if self.mode == "neighbourhood" and len(snapshot.mu) >= 3:
+            self.fitter.request(self._neighbourhood if fitted else NeighbourhoodMap(), snapshot.mu,
+                                np.array(snapshot.indices))
+        if self.mode == "neighbourhood" and fitted:
+            self.projection, changed = self._neighbourhood, True
+            self.info_label.setText("t-SNE of the image latents · shaded: far from any point, a picture there "
+                                    "is a guess")
+            self._set_axis_labels("t-SNE 1", "t-SNE 2")
+        elif self.mode in ("pca", "neighbourhood") and len(snapshot.mu) >= 2:
             self._pca.update(snapshot.mu)
             self.projection, changed = self._pca, True
             ev = self._pca.explained
-            self.info_label.setText(f"PC1 {ev[0]:.0%} · PC2 {ev[1]:.0%} of the variance")
+            waiting = "PCA until the neighbourhood map's first fit lands · " if self.mode == "neighbourhood" else ""
+            self.info_label.setText(f"{waiting}PC1 {ev[0]:.0%} · PC2 {ev[1]:.0%} of the variance")
             self._set_axis_labels("PC 1", "PC 2")
         elif self.mode == "label-plane" and len(snapshot.label_mu) >= 3:
             if self._label_plane is None:
@@ -443,8 +468,61 @@ class LatentCanvas(QWidget):
             self.projection = self._identity
             self.info_label.setText("the latent space itself (z_dim = 2)")
             self._set_axis_labels("z₁", "z₂")
+        if self.projection is not before or isinstance(before, (PCAProjection, LabelPlaneProjection)):
+            self._place_picked(picked_z)  # (the same neighbourhood map: the point stays where it is)
         if changed:
             self.projectionChanged.emit()
+        self.shade.request()
+
+    def _fit_landed(self, fitted: NeighbourhoodMap, rows=None) -> None:
+        """A background fit is done: the map moves to it (after the drag, if one is going on)."""
+        if self.snapshot is None or fitted.z_dim != self.snapshot.mu.shape[1]:
+            return  # fitted for another model or dataset
+        if interaction.dragging():
+            self._landed = (fitted, rows)
+            if not self._deferred_timer.isActive():
+                self._deferred_timer.start()
+            return
+        picked_z = self._picked_latent()
+        previous, self._neighbourhood = self._neighbourhood, fitted
+        self._neighbourhood_rows = rows
+        if self.mode != "neighbourhood":
+            return
+        self.projection = fitted
+        first = self.info_label.text().startswith("PCA until")
+        self.info_label.setText("t-SNE of the image latents · shaded: far from any point, a picture there "
+                                "is a guess")
+        self._set_axis_labels("t-SNE 1", "t-SNE 2")
+        if picked_z is not None and previous.is_fitted and len(previous.uv) == len(fitted.uv):
+            # The same mixture of the same data points' places on the new layout: the point keeps
+            # its place among its neighbours and names the same latent while they hold still.
+            u, v = previous.carry(np.array([self.picked_uv]), fitted)[0]
+            self.picked_uv = self._picked_z_uv = (float(u), float(v))
+        else:
+            self._place_picked(picked_z)
+        self.projectionChanged.emit()
+        self._draw()
+        self.shade.request()
+        if first:
+            self.view_box.enableAutoRange()  # from the PCA plane's scale to the map's
+
+    def _picked_latent(self) -> np.ndarray | None:
+        """The latent the picked point names (kept as it was picked, so no refit drifts it)."""
+        if self.picked_uv is None or self.snapshot is None:
+            return None
+        if self._picked_z is None or self._picked_z_uv != self.picked_uv:  # set from outside (steering)
+            z = self.projection.lift(np.array([self.picked_uv], dtype=np.float64))[0]
+            if len(z) != self.snapshot.mu.shape[1]:
+                return None
+            self._picked_z, self._picked_z_uv = z, self.picked_uv
+        return self._picked_z
+
+    def _place_picked(self, picked_z: np.ndarray | None) -> None:
+        """The picked point on the (new) map: where its latent is now."""
+        if picked_z is None or getattr(self.projection, "z_dim", len(picked_z)) != len(picked_z):
+            return
+        u, v = self.projection.project(picked_z[None])[0]
+        self.picked_uv = self._picked_z_uv = (float(u), float(v))
 
     def _set_axis_labels(self, bottom: str, left: str) -> None:
         # Setting a label, even the same one, throws away the axis' drawing (~2 ms to redo).
@@ -455,9 +533,16 @@ class LatentCanvas(QWidget):
 
     def _draw(self) -> None:
         snapshot = self.snapshot
-        if snapshot is None or snapshot.mu.shape[1] != self.projection.axes.shape[1]:
+        if snapshot is None or snapshot.mu.shape[1] != self.projection.z_dim:
             return
-        self._uv = self.projection.project(snapshot.mu)
+        rows = self._neighbourhood_rows
+        if self.projection is self._neighbourhood and rows is not None and np.array_equal(rows, snapshot.indices):
+            # The same test images the map was fitted on: each stays at its fitted place until the
+            # next fit lands (it accounts for the new latents), so points move once per fit, and a
+            # 10,000-point snapshot costs no neighbour search on the GUI thread.
+            self._uv = self._neighbourhood.uv
+        else:
+            self._uv = self.projection.project(snapshot.mu)
         labels = snapshot.labels
         key = (len(labels), hash(np.ascontiguousarray(labels).tobytes()))  # ~10 us for 10,000 labels
         if key != self._labels_key or len(self.scatter.data) != len(labels):
@@ -498,12 +583,11 @@ class LatentCanvas(QWidget):
             placed.append(rect)
 
     def _picked(self, u: float, v: float, _finished: bool) -> None:
-        self.picked_uv = (u, v)
+        self.picked_uv = (u, v)  # its latent is read from the map when the map is about to change
         self.set_marker(u, v)
         self.pointPicked.emit(u, v)
         decoded = self.decode_point(u, v)
         if decoded is not None:
-            self.last_decoded = decoded
             self.decoded.emit(decoded)
 
     def _mouse_moved(self, scene_pos: QPointF) -> None:

@@ -22,7 +22,8 @@ MANIFOLD_COUNT = 15
 
 
 def frozen_projection(projection):
-    """A copy the pool thread can read while the canvas refits its own in place."""
+    """A copy the pool thread can read while the canvas refits its own in place. (A neighbourhood
+    map is never changed in place: each fit that lands is a new object, so it is passed as is.)"""
     if isinstance(projection, PlaneProjection):
         return PlaneProjection(projection.origin.copy(), projection.axes.copy())
     return projection
