@@ -42,7 +42,9 @@ def metric_color(metric: str) -> str:
 
 def label_color(i: int) -> QColor:
     """The colour of label `i` (a new QColor each call; callers may change it)."""
-    return QColor(categorical_hex()[int(i) % MAX_LABELS])
+    i = int(i) % MAX_LABELS
+    # Tableau 10 directly: the extra colours are computed only when a dataset has more labels
+    return QColor(TABLEAU10[i] if i < len(TABLEAU10) else categorical_hex()[i])
 
 
 def label_hex(i: int) -> str:
@@ -87,9 +89,9 @@ def _srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def categorical_hex() -> tuple[str, ...]:
-    """MAX_LABELS colours: Tableau 10, then each next colour the sRGB candidate (a 24-step cube,
+    """MAX_LABELS colours: Tableau 10, then each next colour the sRGB candidate (a 20-step cube,
     kept to LIGHTNESS and away from greys) farthest in CIELAB from every colour before it."""
-    steps = np.linspace(0.0, 1.0, 24)
+    steps = np.linspace(0.0, 1.0, 20)
     rgb = np.stack(np.meshgrid(steps, steps, steps, indexing="ij"), -1).reshape(-1, 3)
     lab = _srgb_to_lab(rgb)
     chroma = np.hypot(lab[:, 1], lab[:, 2])
