@@ -34,7 +34,7 @@ def view_point(canvas, u, v):
 
 @pytest.mark.parametrize("channels", [3, 1], ids=["rgb", "grey"])
 def test_every_view_shows_rgb_as_colour_and_grey_as_grey(qtbot, mnist5k, tmp_path, channels):
-    data = coloured_digits(size=16, channels=channels, num_labels=10, train_per_label=20, test_per_label=10)
+    data = coloured_digits(size=20, channels=channels, num_labels=10, train_per_label=20, test_per_label=10)
     window = open_window(qtbot, mnist5k, batch_size=64)
     window.resize(1360, 860)
     window.set_dataset(data, ("synthetic", None))
@@ -43,6 +43,9 @@ def test_every_view_shows_rgb_as_colour_and_grey_as_grey(qtbot, mnist5k, tmp_pat
                     and window.inference_model.image_shape[0] == channels, timeout=WAIT_MS)
     is_colour = (lambda spread: spread > 2) if channels == 3 else (lambda spread: spread == 0)
     canvas, explorer = window.canvas, window.explorer
+    # The Settings dock names what "auto" picked: conv for 20 x 20 RGB, the mlp for small grey images.
+    assert window.settings_panel.config().arch == "auto"
+    assert window.settings_panel.editors["arch"].currentText() == ("auto (conv)" if channels == 3 else "auto (mlp)")
 
     # Hover thumbnail of a test image (the data's own colours: clearly coloured for RGB), before
     # any click (a click holds hover back for a moment, as a drag does).
