@@ -113,7 +113,13 @@ def test_forty_label_folder_folds_scores_and_mixes_a_few_labels(qtbot, window):
     np.testing.assert_allclose(explorer.current_z, mu[a], atol=1e-5)
     qtbot.mouseClick(mixer.findChild(QToolButton, f"mixerRemove{a}"), Qt.MouseButton.LeftButton)
     assert mixer.picked == [b]
+    # rows rebuilt twice before the layout runs: no taken-out button is left on show over the mixer
+    mixer.pick(a)
+    mixer.unpick(a)
     QApplication.processEvents()
+    assert [w.objectName() for w in mixer.findChildren(QToolButton)
+            if w.isVisible() and w.objectName().startswith("mixerRemove")] == [f"mixerRemove{b}"]
+    assert mixer.childAt(search.geometry().center()) is search
 
     # 40 labels, 40 colours: no two closer than a plain side-by-side difference (CIELAB distance).
     lab = _srgb_to_lab(np.array([label_rgb(i) for i in range(NUM_LABELS)]) / 255.0)

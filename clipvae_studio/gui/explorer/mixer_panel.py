@@ -106,6 +106,9 @@ class LabelMixer(QWidget):
         while self.grid.count():
             widget = self.grid.takeAt(0).widget()
             if widget is not None:
+                # hidden now: a widget added and taken out before the layout ran would otherwise be
+                # shown (Qt queues that show) at its default size, over the whole mixer
+                widget.hide()
                 widget.deleteLater()
         self.picked, self.sliders, self.value_labels = list(picked), [], []
         for row, i in enumerate(self.picked):
