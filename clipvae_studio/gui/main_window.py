@@ -480,6 +480,7 @@ class MainWindow(FileActions, QMainWindow):
         """A new trainer is current: settings, plots and map show it (its model, snapshot and
         state follow as their own signals)."""
         self.settings_panel.set_config(trainer.config)
+        self.settings_panel.show_resolved_arch(trainer.model.arch)  # "auto (conv)": what auto picked
         self.loss_plot.set_history(self.studio.history)
         self.metrics_plot.set_rows(self.studio.eval_history)
         self.canvas.clear()

@@ -2,17 +2,23 @@
 loss term (the loss plot, and the metrics plot's series that measure a term).
 
 Tableau 10 for the first ten labels (distinct in light and dark themes and for most colour-blind
-viewers), then evenly spread hues for datasets with more classes. The loss terms use Tableau 10 too.
+viewers); past ten, colours chosen one by one as far as possible (in CIELAB, where distance follows
+what the eye sees) from all chosen before, the idea of Glasbey et al.'s categorical palettes, so
+40 or 200 labels stay apart. A label's colour depends on its index only: label 3 looks the same in
+a 10-label and a 200-label dataset. The loss terms use Tableau 10 too.
 """
 from __future__ import annotations
 
 from functools import lru_cache
 
+import numpy as np
 from PySide6.QtGui import QBrush, QColor, QPen
 
 TABLEAU10 = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
              "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
-_GOLDEN = 0.618033988749895
+MAX_LABELS = 256  # colours precomputed; past this they repeat (no dataset here has more)
+# The lightness band the extra colours are taken from: readable on the light and the dark theme.
+LIGHTNESS = (35.0, 85.0)
 
 # One colour per loss term in every view ("total" follows the theme's text colour).
 TERM_COLORS = {"clip": "#b07aa1", "kld_image": "#4e79a7", "kld_label": "#76b7b2",
@@ -36,11 +42,9 @@ def metric_color(metric: str) -> str:
 
 def label_color(i: int) -> QColor:
     """The colour of label `i` (a new QColor each call; callers may change it)."""
-    i = int(i)
-    if 0 <= i < len(TABLEAU10):
-        return QColor(TABLEAU10[i])
-    hue = ((i - len(TABLEAU10)) * _GOLDEN) % 1.0
-    return QColor.fromHsvF(hue, 0.55, 0.85)
+    i = int(i) % MAX_LABELS
+    # Tableau 10 directly: the extra colours are computed only when a dataset has more labels
+    return QColor(TABLEAU10[i] if i < len(TABLEAU10) else categorical_hex()[i])
 
 
 def label_hex(i: int) -> str:
@@ -72,3 +76,34 @@ def label_pen(i: int, width: float = 2.0) -> QPen:
     pen.setWidthF(width)
     pen.setCosmetic(True)
     return pen
+
+
+def _srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """N x 3 sRGB in [0, 1] -> N x 3 CIELAB (D65)."""
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = linear @ np.array([[0.4124, 0.2126, 0.0193], [0.3576, 0.7152, 0.1192], [0.1805, 0.0722, 0.9505]])
+    xyz /= np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1)
+
+
+@lru_cache(maxsize=1)
+def categorical_hex() -> tuple[str, ...]:
+    """MAX_LABELS colours: Tableau 10, then each next colour the sRGB candidate (a 20-step cube,
+    kept to LIGHTNESS and away from greys) farthest in CIELAB from every colour before it."""
+    steps = np.linspace(0.0, 1.0, 20)
+    rgb = np.stack(np.meshgrid(steps, steps, steps, indexing="ij"), -1).reshape(-1, 3)
+    lab = _srgb_to_lab(rgb)
+    chroma = np.hypot(lab[:, 1], lab[:, 2])
+    keep = (lab[:, 0] >= LIGHTNESS[0]) & (lab[:, 0] <= LIGHTNESS[1]) & (chroma >= 20)
+    rgb, lab = rgb[keep], lab[keep]
+    seeds = np.array([[int(h[k:k + 2], 16) / 255 for k in (1, 3, 5)] for h in TABLEAU10])
+    nearest = np.full(len(lab), np.inf)
+    for seed in _srgb_to_lab(seeds):
+        nearest = np.minimum(nearest, np.linalg.norm(lab - seed, axis=1))
+    out = list(TABLEAU10)
+    while len(out) < MAX_LABELS:
+        k = int(np.argmax(nearest))
+        out.append("#%02x%02x%02x" % tuple(int(round(c * 255)) for c in rgb[k]))
+        nearest = np.minimum(nearest, np.linalg.norm(lab - lab[k], axis=1))
+    return tuple(out)

@@ -166,7 +166,8 @@ class SettingsPanel(QWidget):
         if name in CHOICES:
             editor = QComboBox()
             editor.addItems(CHOICES[name])
-            editor.currentTextChanged.connect(lambda text, n=name: self._edited(n, text))
+            # by index: an item's text may carry a note, e.g. "auto (conv)" (show_resolved_arch)
+            editor.currentIndexChanged.connect(lambda i, n=name: self._edited(n, CHOICES[n][i]))
         elif kind is bool:
             editor = QCheckBox()
             editor.toggled.connect(lambda on, n=name: self._edited(n, bool(on)))
@@ -207,12 +208,20 @@ class SettingsPanel(QWidget):
             value = getattr(config, name)
             editor.blockSignals(True)
             if isinstance(editor, QComboBox):
-                editor.setCurrentText(str(value))
+                editor.setCurrentIndex(CHOICES[name].index(value) if value in CHOICES[name] else -1)
             elif isinstance(editor, QCheckBox):
                 editor.setChecked(bool(value))
             else:
                 editor.setValue(value)
             editor.blockSignals(False)
+
+    def show_resolved_arch(self, resolved: str | None) -> None:
+        """Name the architecture "auto" picked for this data in the arch box: "auto (conv)".
+        None (no model yet) shows plain "auto"."""
+        combo = self.editors["arch"]
+        row = CHOICES["arch"].index("auto") if "auto" in CHOICES["arch"] else -1
+        if row >= 0:
+            combo.setItemText(row, f"auto ({resolved})" if resolved and resolved != "auto" else "auto")
 
     def set_running(self, running: bool) -> None:
         """Lock the fields the running loop cannot take."""
