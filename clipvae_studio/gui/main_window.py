@@ -9,10 +9,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import (QApplication, QComboBox, QDockWidget, QFileDialog, QLabel, QMainWindow,
-                               QMessageBox, QSizePolicy, QToolBar, QWidget)
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QMainWindow, QWidget
 
 from ..core.config import MODEL_FIELDS, PRESETS, TrainConfig, preset
 from ..core.paths import studio_home
@@ -29,12 +28,14 @@ from .run_follow import install_run_follow
 from .settings_panel import SettingsPanel, explain_invalid, field_label
 from .studio_signals import StudioSignals
 from .training_worker import TrainingWorker
+from .window_actions import WindowActions
+from .window_layout import WindowLayout
+from .window_messages import WindowMessages
 
 if TYPE_CHECKING:  # torch-using core modules are imported where used: the window shows before torch loads
     from ..core.trainer import Trainer
 
 BUILTIN_DATASETS = ("mnist5k", "mnist", "fashion-mnist", "kmnist")
-DATASET_COMBO_CHARS = 20  # "MNIST 5k (bundled)" whole; longer folder names are cut, their tooltip says all
 STATE_TEXT = {"idle": "Ready", "running": "Training", "paused": "Paused", "stopping": "Stopping…",
               "stopped": "Stopped", "finished": "Finished", "error": "Stopped (error)"}
 
@@ -57,7 +58,7 @@ def settings_file() -> Path:
     return studio_home() / "studio.ini"
 
 
-class MainWindow(FileActions, QMainWindow):
+class MainWindow(FileActions, WindowActions, WindowMessages, WindowLayout, QMainWindow):
     def __init__(self, dataset=None, config: TrainConfig | None = None, parent=None, *, defer_model: bool = False):
         """With defer_model the window is built without torch (importing it is most of a start) and
         load_model() must be called, ideally once the window is on screen (load_model_when_shown):
@@ -208,161 +209,6 @@ class MainWindow(FileActions, QMainWindow):
                          | QDockWidget.DockWidgetFeature.DockWidgetClosable)
         self.addDockWidget(area, dock)
         return dock
-
-    def _action(self, name: str, text: str, slot, icon_name: str | None = None, shortcut=None,
-                tip: str | None = None) -> QAction:
-        action = QAction(text, self)
-        action.setObjectName(name)
-        if icon_name:
-            action.setIcon(icon(icon_name, style.text_color()))
-            action.setProperty("iconName", icon_name)
-        if shortcut:
-            action.setShortcut(QKeySequence(shortcut))
-        if tip:
-            shown = f"{tip} ({action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})" \
-                if shortcut else tip
-            action.setToolTip(shown)
-            action.setStatusTip(tip)
-        action.triggered.connect(slot)
-        self.addAction(action)
-        return action
-
-    def _build_actions(self) -> None:
-        self.action_start = self._action("actionStart", "Start", self.start_training, "start", "F5",
-                                         "Start or resume training")
-        self.action_pause = self._action("actionPause", "Pause", self.pause_training, "pause", "F6",
-                                         "Pause training")
-        self.action_stop = self._action("actionStop", "Stop", self.stop_training, "stop", "Shift+F5",
-                                        "Stop training (Start continues from here)")
-        self.action_step = self._action("actionStep", "Step", self.step_training, "step", "F10",
-                                        "One optimiser step")
-        self.action_reset = self._action("actionReset", "Reset", self.reset_model, "reset", "Ctrl+Shift+R",
-                                         "Fresh weights for the current settings")
-        self.action_toggle = self._action("actionToggleTraining", "Start / pause", self.toggle_training,
-                                          shortcut="Space", tip="Start or pause training")
-        self.action_toggle.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        self.action_open = self._action("actionOpenCheckpoint", "Open checkpoint…", self.open_checkpoint_dialog,
-                                        "open", QKeySequence.StandardKey.Open, "Open a checkpoint")
-        self.action_save = self._action("actionSaveCheckpoint", "Save checkpoint", self.save_checkpoint,
-                                        "save", QKeySequence.StandardKey.Save, "Save the model and its training state")
-        self.action_save_as = self._action("actionSaveCheckpointAs", "Save checkpoint as…",
-                                           self.save_checkpoint_as, shortcut=QKeySequence.StandardKey.SaveAs)
-        self.action_open_dataset = self._action("actionOpenDataset", "Open dataset folder…",
-                                                self.open_dataset_dialog, "dataset", "Ctrl+D",
-                                                "Open a folder of IDX files or of class sub-folders")
-        self.action_export_csv = self._action("actionExportLossCsv", "Export loss history (CSV)…",
-                                              self.export_loss_csv_dialog, "export")
-        self.action_open_run = self._action("actionOpenRun", "Open run…", self.open_run_dialog,
-                                            tip="Follow a run folder that another process trains")
-        self.action_compare_run = self._action("actionCompareRun", "Add run to compare…", self.compare_run_dialog,
-                                               tip="Overlay another run folder's losses in the loss plot")
-        self.action_record_runs = self._action(
-            "actionRecordRuns", "Record training in run folders…", lambda on: self.run_follow.choose_recording(on),
-            tip="Keep each training's losses, metrics and checkpoints in a run folder (Open run and TensorBoard read it)")
-        self.action_record_runs.setCheckable(True)
-        self.action_quit = self._action("actionQuit", "Quit", self.close, shortcut=QKeySequence.StandardKey.Quit)
-
-    def _build_toolbar(self) -> None:
-        bar = QToolBar("Training", self)
-        bar.setObjectName("trainingToolbar")
-        bar.setMovable(False)
-        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        for action in (self.action_start, self.action_pause, self.action_stop, self.action_step):
-            bar.addAction(action)
-        bar.addSeparator()
-        bar.addAction(self.action_reset)
-        bar.addSeparator()
-        self.dataset_combo = QComboBox()
-        self.dataset_combo.setObjectName("datasetCombo")
-        self.dataset_combo.setToolTip("Training data (changing it starts a fresh model)")
-        # a fixed width: a long folder name must not push Save checkpoint off the toolbar
-        self.dataset_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.dataset_combo.setMinimumContentsLength(DATASET_COMBO_CHARS)
-        self._fill_dataset_combo()
-        self.dataset_combo.activated.connect(self._dataset_combo_activated)
-        self.preset_combo = QComboBox()
-        self.preset_combo.setObjectName("presetCombo")
-        self.preset_combo.setToolTip("studio: fixed and tuned; reference: the published settings, defects included")
-        for name in PRESETS:
-            self.preset_combo.addItem(name, name)
-        self.preset_combo.setCurrentIndex(self.preset_combo.findData(self.preset_name))
-        self.preset_combo.activated.connect(self._preset_combo_activated)
-        bar.addWidget(QLabel("Dataset"))
-        bar.addWidget(self.dataset_combo)
-        bar.addWidget(QLabel("Preset"))
-        bar.addWidget(self.preset_combo)
-        spacer = QWidget()
-        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        bar.addWidget(spacer)
-        bar.addAction(self.action_open)
-        bar.addAction(self.action_save)
-        self.training_toolbar = bar
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
-
-    def _build_menus(self) -> None:
-        menu = self.menuBar()
-        file_menu = menu.addMenu("&File")
-        file_menu.addAction(self.action_open)
-        self.recent_menu = file_menu.addMenu("Open recent")
-        self.recent_menu.setObjectName("recentMenu")
-        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        file_menu.addAction(self.action_save)
-        file_menu.addAction(self.action_save_as)
-        file_menu.addSeparator()
-        file_menu.addAction(self.action_open_dataset)
-        file_menu.addSeparator()
-        file_menu.addAction(self.action_open_run)
-        file_menu.addAction(self.action_compare_run)
-        file_menu.addAction(self.action_record_runs)
-        file_menu.addSeparator()
-        file_menu.addAction(self.action_export_csv)
-        export_menu = file_menu.addMenu("Export plot as PNG")
-        for title, widget_name in (("Loss plot…", "loss"), ("Metrics plot…", "metrics"), ("Latent map…", "canvas")):
-            action = export_menu.addAction(title)
-            action.setObjectName(f"actionExportPng_{widget_name}")
-            action.triggered.connect(lambda _=False, w=widget_name: self.export_png_dialog(w))
-        file_menu.addSeparator()
-        file_menu.addAction(self.action_quit)
-
-        train_menu = menu.addMenu("&Training")
-        for action in (self.action_toggle, self.action_start, self.action_pause, self.action_stop,
-                       self.action_step, self.action_reset):
-            train_menu.addAction(action)
-
-        self.view_menu = menu.addMenu("&View")
-        self.view_menu.setObjectName("viewMenu")
-        for dock in (self.settings_dock, self.loss_dock, self.metrics_dock):
-            self.view_menu.addAction(dock.toggleViewAction())
-        self.view_menu.addSeparator()
-        theme_group = QActionGroup(self)
-        self.theme_actions = {}
-        for theme in style.THEMES:
-            action = self.view_menu.addAction(f"{theme.capitalize()} theme")
-            action.setObjectName(f"actionTheme_{theme}")
-            action.setCheckable(True)
-            action.setChecked(theme == style.current_theme())
-            action.triggered.connect(lambda _=False, t=theme: self.set_theme(t))
-            theme_group.addAction(action)
-            self.theme_actions[theme] = action
-
-        help_menu = menu.addMenu("&Help")
-        help_menu.addAction("Keyboard shortcuts", self._show_shortcuts)
-        help_menu.addAction("About CLIP-VAE Studio", self._show_about)
-
-    def _build_status_bar(self) -> None:
-        bar = self.statusBar()
-        bar.setObjectName("statusBar")
-        self.status_labels = {}
-        for key in ("state", "step", "epoch", "speed", "device", "dataset"):
-            label = QLabel()
-            label.setObjectName(f"status{key.capitalize()}")
-            bar.addPermanentWidget(label, 1 if key == "dataset" else 0)
-            self.status_labels[key] = label
-        self.status_labels["dataset"].setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        self._status_timer = QTimer(self)
-        self._status_timer.setInterval(250)
-        self._status_timer.timeout.connect(self._refresh_status)
-        self._status_timer.start()
 
     # --- the studio model, as the window reads it ---------------------------------------------
     @property
@@ -670,44 +516,6 @@ class MainWindow(FileActions, QMainWindow):
         self.settings.setValue("data/path", self.dataset_source[1] or "")
         self._fill_dataset_combo()
 
-    # --- messages ------------------------------------------------------------------------------------------
-    def show_message(self, title: str, text: str, kind: str = "info", on_answer=None):
-        """The one way the window talks to the user (tests replace it).
-
-        kind: "info", "warning", "error" or "question". Info, warning and error boxes are
-        non-modal. A question without `on_answer` is modal and returns True for Yes; with
-        `on_answer` it is non-modal and calls on_answer(bool) when answered.
-        """
-        self.messages.append((kind, title, text))
-        icons = {"info": QMessageBox.Icon.Information, "warning": QMessageBox.Icon.Warning,
-                 "error": QMessageBox.Icon.Critical, "question": QMessageBox.Icon.Question}
-        box = QMessageBox(icons.get(kind, QMessageBox.Icon.Information), title, text, parent=self)
-        box.setObjectName("messageBox")
-        if kind == "question":
-            box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
-            box.setDefaultButton(QMessageBox.StandardButton.Yes)
-            if on_answer is None:
-                return box.exec() == QMessageBox.StandardButton.Yes
-            box.finished.connect(lambda result: on_answer(result == QMessageBox.StandardButton.Yes))
-        box.setWindowModality(Qt.WindowModality.NonModal)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.show()
-        return box
-
-    def _show_shortcuts(self) -> None:
-        rows = [("Space", "start / pause"), ("F5", "start or resume"), ("F6", "pause"), ("Shift+F5", "stop"),
-                ("F10", "one step"), ("Ctrl+Shift+R", "reset to fresh weights"), ("Ctrl+O", "open a checkpoint"),
-                ("Ctrl+S", "save the checkpoint"), ("Ctrl+Shift+S", "save the checkpoint as…"),
-                ("Ctrl+D", "open a dataset folder"), ("left click / drag", "pick a point on the latent map"),
-                ("right or middle drag", "pan the map"), ("wheel", "zoom")]
-        # a table: padding with spaces gave ragged columns in a proportional font
-        table = "".join(f"<tr><td style='padding-right:18px'><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows)
-        self.show_message("Keyboard shortcuts", f"<table>{table}</table>", "info")
-
-    def _show_about(self) -> None:
-        self.show_message("About CLIP-VAE Studio", "Train a CLIP-VAE, watch it learn, and explore its latent "
-                          "space by hand.", "info")
-
     # --- theme, layout persistence, closing ----------------------------------------------------------------
     def set_theme(self, theme: str) -> None:
         style.apply_theme(QApplication.instance(), theme)
@@ -726,64 +534,11 @@ class MainWindow(FileActions, QMainWindow):
         self.metrics_plot.apply_theme()
         self.canvas.apply_theme()
 
-    def _apply_minimum_size(self) -> None:
-        """The smallest window in which nothing is cut: every dock at its content's minimum and the
-        whole training toolbar (Qt lets a toolbar hide its last buttons behind a >> menu)."""
-        hint = self.minimumSizeHint()
-        toolbar = self.training_toolbar.sizeHint().width() + 2 * self.training_toolbar.contentsMargins().left()
-        self.setMinimumSize(max(hint.width(), toolbar), hint.height())
-
-    def docks_cut(self) -> list[str]:
-        """Visible docks (not floating) smaller than their content's minimum size: a layout to
-        neither save nor keep."""
-        cut = []
-        for dock in self.findChildren(QDockWidget):
-            widget = dock.widget()
-            if dock.isHidden() or dock.isFloating() or widget is None or widget.visibleRegion().isEmpty():
-                continue
-            need = widget.minimumSizeHint().expandedTo(widget.minimumSize())
-            if widget.width() < need.width() or widget.height() < need.height():
-                cut.append(dock.objectName())
-        return cut
-
-    def _restore_layout(self) -> None:
-        geometry = self.settings.value("window/geometry")
-        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
-            self.restoreGeometry(geometry)
-        state = self.settings.value("window/state")
-        self._layout_restored = isinstance(state, QByteArray) and not state.isEmpty() and self.restoreState(state)
-
     def _reload_last_dataset(self) -> None:
         kind, path = str(self.settings.value("data/kind", "mnist5k")), str(self.settings.value("data/path", "")) or None
         if (kind, path) != tuple(self.dataset_source) and kind in DATASET_TITLES and not self._explicit_dataset:
             # the last dataset: loaded after the window is up, so start-up stays fast
             QTimer.singleShot(0, lambda: self.load_dataset_async(kind, path, confirm=False))
-
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        if not getattr(self, "_default_sizes_applied", False):
-            self._default_sizes_applied = True
-            if not getattr(self, "_layout_restored", True):
-                QTimer.singleShot(0, self._apply_default_dock_sizes)
-            else:  # a saved layout that cuts a dock's content is replaced by the default one
-                QTimer.singleShot(0, lambda: self.docks_cut() and self._apply_default_dock_sizes())
-
-    def _apply_default_dock_sizes(self) -> None:
-        """First start (no saved layout): room for the plots under the map, settings at the left."""
-        self.resizeDocks([self.settings_dock], [300], Qt.Orientation.Horizontal)
-        # one dock per orientation: the two plots sit side by side in one row of the bottom area
-        self.resizeDocks([self.loss_dock], [max(240, self.height() // 3)], Qt.Orientation.Vertical)
-        self.resizeDocks([self.loss_dock, self.metrics_dock], [self.width() // 4, self.width() // 6],
-                         Qt.Orientation.Horizontal)
-
-    def save_layout(self) -> None:
-        self.settings.setValue("window/geometry", self.saveGeometry())
-        if not self.docks_cut():  # a crushed layout is not kept: the next start lays the docks out afresh
-            self.settings.setValue("window/state", self.saveState())
-        else:
-            self.settings.remove("window/state")
-        self.settings.setValue("training/preset", self.preset_name)
-        self.settings.sync()
 
     def closeEvent(self, event) -> None:
         self.save_layout()
