@@ -19,7 +19,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 
 from ..core.neighbourhood_map import NeighbourhoodMap
-from .explorer.background import BackgroundRunner
+from .background_jobs import BackgroundJobs
 from .style import current_theme
 
 SHADE_COLUMNS = 96  # cells across the view; the shade is soft, a few ms to compute on the GUI thread
@@ -34,7 +34,7 @@ class MapFitter(QObject):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.runner = BackgroundRunner(self, max_threads=1)
+        self.runner = BackgroundJobs(self, max_threads=1, name="map-fit")
         self.job = None
         self._waiting: tuple[NeighbourhoodMap, np.ndarray, object] | None = None
         self._latest: NeighbourhoodMap | None = None
