@@ -3,7 +3,7 @@ CLIP's decision map (colour = top label of the decoded image, opacity = confiden
 decoded-thumbnail manifold. Both are computed together off the GUI thread over the visible area,
 from one (map version, weights) pair (LayerScheduler), refreshed as weights change (at most every
 REFRESH_INTERVAL_S), soon after the view moves and at once when the map changes; a result for an
-older map or older weights is dropped (docs/architecture.md, "Latent map geometry")."""
+older map or older weights is dropped, so the two layers never disagree (issue 22)."""
 from __future__ import annotations
 
 import time
