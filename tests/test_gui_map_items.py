@@ -20,6 +20,7 @@ from qt_helpers import MessageRecorder, action, open_window  # noqa: E402
 from clipvae_studio.core import Trainer, preset  # noqa: E402
 from clipvae_studio.core.decision_map import compute_decision_map, manifold_image, reencoded_scores  # noqa: E402
 from clipvae_studio.core.explore import inference_copy  # noqa: E402
+from clipvae_studio.gui.explorer.canvas_layers import frozen_projection  # noqa: E402
 from clipvae_studio.gui.explorer.images import to_uint8  # noqa: E402
 from clipvae_studio.gui.latent_canvas import LatentCanvas  # noqa: E402
 
@@ -76,7 +77,9 @@ def test_layers_are_drawn_from_the_current_map_and_weights(qtbot, window, monkey
     qtbot.waitUntil(lambda: dmap_layer.computations and manifold_layer.computations, timeout=WAIT_MS)
 
     # The next job is held in the pool until a new map and new weights have arrived: its result
-    # is for an older pair.
+    # is for an older pair. The view stays where it is (a person panned it), so that the view
+    # moving is not what throws the old job away.
+    canvas.view_box.disableAutoRange()
     gate, submit = threading.Event(), explorer.runner.submit
     held = []
 
@@ -87,14 +90,30 @@ def test_layers_are_drawn_from_the_current_map_and_weights(qtbot, window, monkey
         return submit(fn, *args, **kwargs)
 
     monkeypatch.setattr(explorer.runner, "submit", hold_first)
-    counts = dmap_layer.computations, manifold_layer.computations
+    shown = []  # each picture as it is put on the canvas, with the map and weights current then
+
+    def record(layer):
+        picture = layer.last_map if layer is dmap_layer else layer.item.image.copy()
+        shown.append((layer, picture, shown_rect(layer), canvas.model, frozen_projection(canvas.projection)))
+
+    dmap_layer.updated.connect(lambda: record(dmap_layer))
+    manifold_layer.updated.connect(lambda: record(manifold_layer))
     dmap_layer.request(geometry=True)
     qtbot.waitUntil(lambda: bool(held), timeout=WAIT_MS)
     window.signals.snapshotReady.emit(other_snapshot(canvas.snapshot))
     window.studio._set_model(other_weights(window.inference_model))
     gate.set()
-    qtbot.waitUntil(lambda: dmap_layer.computations > counts[0] and manifold_layer.computations > counts[1],
-                    timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: {dmap_layer, manifold_layer} <= {r[0] for r in shown}, timeout=WAIT_MS)
+    for layer, picture, rect, model, projection in shown:  # every picture shown fits the map and weights of then
+        if layer is dmap_layer:
+            rows, cols = picture.top.shape
+            fresh = compute_decision_map(model, projection, picture.rect, cols, rows)
+            assert np.allclose(rect, picture.rect, rtol=1e-4)
+            assert (fresh.top == picture.top).mean() > 0.99, "a decision map of an older map or older weights"
+        else:
+            h, w = model.image_shape[1:]
+            expected = to_uint8(manifold_image(model, projection, rect, picture.shape[1] // w, picture.shape[0] // h))
+            assert np.abs(expected.astype(int) - picture.astype(int)).max() <= 1, "a manifold of an older pair"
 
     model, projection = window.inference_model, canvas.projection
     assert canvas.model is model
@@ -135,7 +154,8 @@ def test_the_picked_point_and_the_point_dock_stay_one_point(qtbot, window):
     canvas = window.canvas
     a = canvas.projection.project(canvas.snapshot.label_mu)
     scene = canvas.view_box.mapViewToScene(QPointF(*(0.6 * a[0] + 0.4 * a[1])))
-    qtbot.mouseClick(canvas.plot_widget.viewport(), Qt.MouseButton.LeftButton, pos=canvas.plot_widget.mapFromScene(scene))
+    viewport = canvas.plot_widget.viewport()
+    qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=canvas.plot_widget.mapFromScene(scene))
     assert canvas.marker_position() is not None
     dock_matches_marker(window)
     # A new map (the plane turns) and new weights: the marker moves, the dock follows both.
