@@ -51,6 +51,25 @@ def cluster_input(model: CLIPVAE, images_uint8: torch.Tensor, labels: torch.Tens
     return ClusterInput(mu.cpu().numpy(), labels[idx].numpy(), indices, model.label_latents().cpu().numpy())
 
 
+@dataclass
+class ImageDetails:
+    """What the Clusters dock shows for one test image."""
+    image: np.ndarray  # float in [0, 1], H x W (grey) or H x W x C
+    reconstruction: np.ndarray  # the same shape: decoded from the image's latent mean
+    scores: np.ndarray  # CLIP p(label | image)
+
+
+@torch.no_grad()
+def image_details(model: CLIPVAE, images_uint8: torch.Tensor, row: int) -> ImageDetails:
+    """Test image `row`, its reconstruction (decoded from its latent mean) and CLIP's scores for it."""
+    from .explore import image_to_numpy
+
+    x = to_float(images_uint8[row:row + 1]).to(model.device)
+    mu, _ = model.encode_image(x)
+    return ImageDetails(image_to_numpy(x)[0], image_to_numpy(model.decode_image(mu))[0],
+                         model.clip_scores(mu)[0].cpu().numpy())
+
+
 @contextmanager
 def _iteration_hook(callback: Callable[[], None]):
     """Call `callback` once per t-SNE gradient iteration.

@@ -113,7 +113,8 @@ def load_torchvision(kind: str, root=None) -> ImageDataset:
 
 
 # --- a folder of IDX files ----------------------------------------------------
-_IDX_NAME = re.compile(r"idx\d-ubyte|\.idx|ubyte", re.I)
+# The file names taken for IDX files (a folder holding any is an IDX folder: gui/dataset_loader.py).
+IDX_FILE_NAME = re.compile(r"idx\d-ubyte|\.idx|ubyte", re.I)
 
 
 def _find_idx(files: list[Path], split: str, what: str) -> Path | None:
@@ -235,7 +236,7 @@ def load_idx_folder(folder) -> ImageDataset:
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(f"{folder}: not a folder")
-    files = [p for p in _list_folder(folder) if _IDX_NAME.search(p.name) and p.is_file()]
+    files = [p for p in _list_folder(folder) if IDX_FILE_NAME.search(p.name) and p.is_file()]
     train_x, train_y = _find_idx(files, "train", "images"), _find_idx(files, "train", "labels")
     test_x, test_y = _find_idx(files, "test", "images"), _find_idx(files, "test", "labels")
     if train_x is None or train_y is None:

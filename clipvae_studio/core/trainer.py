@@ -307,6 +307,7 @@ class Trainer:
                               f"(total={values[0]}); training stopped and the weights were rolled back "
                               f"to step {step}. Lower the learning rate and start again.",
                               restored_step=step, details=dict(zip(("total",) + LOSS_TERMS, values))))
+        self._emit(self.latent_snapshot())  # the map must show the rolled-back latents, not the diverged ones
         self.emit_weights()
         return None
 

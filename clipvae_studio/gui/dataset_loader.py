@@ -13,10 +13,10 @@ def detect_folder_kind(path) -> str:
     """'idx' when the folder holds IDX files, else 'folder' (one sub-folder of images per class)."""
     from pathlib import Path
 
-    from ..core.data import _IDX_NAME
+    from ..core.data import IDX_FILE_NAME
 
     folder = Path(path)
-    has_idx = folder.is_dir() and any(p.is_file() and _IDX_NAME.search(p.name) for p in folder.iterdir())
+    has_idx = folder.is_dir() and any(p.is_file() and IDX_FILE_NAME.search(p.name) for p in folder.iterdir())
     return "idx" if has_idx else "folder"
 
 

@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import (QComboBox, QFrame, QGraphicsItem, QHBoxLayout, QLabel, QPushButton, QVBoxLayout,
                                QWidget)
 
 from ..core.events import LatentSnapshot
-from ..core.projection import IdentityProjection, LabelPlaneProjection, NeighbourhoodMap, PCAProjection
+from ..core.projection import (IdentityProjection, LabelPlaneProjection, NeighbourhoodMap, PCAProjection,
+                               PlaneProjection)
 from . import interaction
 from .map_fitter import ExtrapolationShade, MapFitter
 from .pyqtgraph_compat import (auto_range_in_progress, forget_zoom_target, move_points, scatter_pixel_padding,
@@ -158,6 +159,11 @@ class LatentCanvas(QWidget):
     pointPicked = Signal(float, float)
     decoded = Signal(object)  # core.explore.Decoded
     projectionChanged = Signal()
+    # The map itself changed (another plane or basis, a new fit landed): map_version counts them,
+    # and whatever was computed on an older version (background layers) no longer fits the map.
+    mapChanged = Signal()
+    # The clicked point decoded again under the current map and weights (the marker may have moved).
+    pickRefreshed = Signal(object)  # core.explore.Decoded
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -167,6 +173,9 @@ class LatentCanvas(QWidget):
         self.snapshot: LatentSnapshot | None = None
         self.label_names: list[str] = []
         self.picked_uv: tuple[float, float] | None = None
+        self.picked_by_click = False  # the point is a click's (not a steered or mixed latent's)
+        self.map_version = 0
+        self._map_key: tuple | None = None
         self._picked_z: np.ndarray | None = None  # the latent picked_uv named when it was set
         self._picked_z_uv: tuple[float, float] | None = None
         self._uv = np.zeros((0, 2))
@@ -244,7 +253,9 @@ class LatentCanvas(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.plot_widget, 1)
 
-        self.inset = QFrame(self.plot_widget)  # hover: the source image and its label
+        # Hover: the source image and its label. A child of the canvas, not of the plot widget, so
+        # that "Export plot as PNG" (a grab of the plot widget) never bakes it into the picture.
+        self.inset = QFrame(self)
         self.inset.setObjectName("canvasInset")
         self.inset.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.inset_image = QLabel()
@@ -262,6 +273,7 @@ class LatentCanvas(QWidget):
         scene = self.plot_widget.scene()
         scene.sigMouseMoved.connect(self._mouse_moved)
         skip_hover_while_dragging(scene)
+        self.plot_widget.viewport().installEventFilter(self)  # the hover card goes when the pointer leaves
         self._update_mode_availability(None)
         self.apply_theme()
 
@@ -273,6 +285,7 @@ class LatentCanvas(QWidget):
             self._set_label_names(model.label_names)
         elif model is not None:
             self.label_names = list(model.label_names)
+        self._refresh_picked()
 
     def set_dataset(self, dataset) -> None:
         self.dataset = dataset
@@ -285,21 +298,28 @@ class LatentCanvas(QWidget):
         self._deferred_snapshot = None
         self._uv = np.zeros((0, 2))
         self._labels_key = None
-        self._pca = PCAProjection()
-        self._neighbourhood = NeighbourhoodMap()
-        self._landed = self._neighbourhood_rows = None
-        self.fitter.cancel()
-        if self.mode in ("pca", "neighbourhood"):
-            self.projection = self._pca
+        self._forget_maps()
         self.scatter.setData(x=[], y=[])
         self.anchor_item.setData(x=[], y=[])
         for text in self.anchor_texts:
             text.hide()
         self.marker.hide()
         self.picked_uv = self._picked_z = self._picked_z_uv = None
+        self.picked_by_click = False
         self.shade.clear()
         self.inset.hide()
+        self._note_map()
         self.view_box.enableAutoRange()
+
+    def _forget_maps(self) -> None:
+        """Drop the fitted planes and map: the next snapshot fits them afresh (cold)."""
+        self._pca = PCAProjection()
+        self._label_plane = None
+        self._neighbourhood = NeighbourhoodMap()
+        self._landed = self._neighbourhood_rows = None
+        self.fitter.cancel()
+        if self.mode in ("pca", "neighbourhood"):
+            self.projection = self._pca
 
     def set_snapshot(self, snapshot: LatentSnapshot) -> None:
         if interaction.dragging():  # the map holds still under a dragging pointer; catch up after
@@ -308,6 +328,9 @@ class LatentCanvas(QWidget):
                 self._deferred_timer.start()
             return
         self._deferred_snapshot = None
+        if self.snapshot is not None and snapshot.step < self.snapshot.step:
+            self._picked_latent()  # read on the old map before it goes (kept with the point)
+            self._forget_maps()  # a roll-back: the maps were fitted on latents that no longer exist
         self.snapshot = snapshot
         z_dim = snapshot.mu.shape[1]
         self._update_mode_availability(z_dim)
@@ -363,6 +386,7 @@ class LatentCanvas(QWidget):
             self._draw()
         else:
             self.projection = self._projection_for(mode)
+            self._note_map()
         self.view_box.enableAutoRange()
 
     @property
@@ -403,6 +427,11 @@ class LatentCanvas(QWidget):
             text.setColor("#f0f0f0" if dark else "#111111")
             text.fill = pg.mkBrush(QColor(30, 31, 34, 170) if dark else QColor(255, 255, 255, 190))
             text.update()
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() == QEvent.Type.Leave and watched is self.plot_widget.viewport():
+            self._hide_inset()
+        return False
 
     # --- internals --------------------------------------------------------------------
     def _set_label_names(self, names) -> None:
@@ -472,6 +501,7 @@ class LatentCanvas(QWidget):
             self._place_picked(picked_z)  # (the same neighbourhood map: the point stays where it is)
         if changed:
             self.projectionChanged.emit()
+        self._note_map()
         self.shade.request()
 
     def _fit_landed(self, fitted: NeighbourhoodMap, rows=None) -> None:
@@ -502,9 +532,32 @@ class LatentCanvas(QWidget):
             self._place_picked(picked_z)
         self.projectionChanged.emit()
         self._draw()
+        self._note_map()
         self.shade.request()
         if first:
             self.view_box.enableAutoRange()  # from the PCA plane's scale to the map's
+
+    def _note_map(self) -> None:
+        """Count a change of the map (a plane refitted in place counts; the same map does not)."""
+        projection = self.projection
+        plane = isinstance(projection, PlaneProjection)
+        key = (projection, projection.origin.tobytes() if plane else b"", projection.axes.tobytes() if plane else b"")
+        old = self._map_key
+        if old is not None and old[0] is key[0] and old[1:] == key[1:]:
+            return
+        self._map_key = key
+        self.map_version += 1
+        self.mapChanged.emit()
+        self._refresh_picked()
+
+    def _refresh_picked(self) -> None:
+        """The clicked point's picture under the current map and weights: the marker is where the
+        point is, and the Point dock must describe the latent under it (as a click there would)."""
+        if not self.picked_by_click or self.picked_uv is None or interaction.dragging():
+            return  # a drag decodes every move itself
+        decoded = self.decode_point(*self.picked_uv)
+        if decoded is not None:
+            self.pickRefreshed.emit(decoded)
 
     def _picked_latent(self) -> np.ndarray | None:
         """The latent the picked point names (kept as it was picked, so no refit drifts it)."""
@@ -583,6 +636,7 @@ class LatentCanvas(QWidget):
             placed.append(rect)
 
     def _picked(self, u: float, v: float, _finished: bool) -> None:
+        self.picked_by_click = True
         self.picked_uv = (u, v)  # its latent is read from the map when the map is about to change
         self.set_marker(u, v)
         self.pointPicked.emit(u, v)
@@ -635,6 +689,6 @@ class LatentCanvas(QWidget):
             x = view_pos.x() - 14 - self.inset.width()
         if y + self.inset.height() > self.plot_widget.height():
             y = view_pos.y() - 14 - self.inset.height()
-        self.inset.move(int(x), int(y))
+        self.inset.move(self.plot_widget.mapTo(self, QPoint(int(x), int(y))))
         self.inset.show()
         self.inset.raise_()

@@ -231,25 +231,16 @@ class ClusterView(QWidget):
 
     def show_point(self, k: int) -> None:
         """Show embedded point k: its test image, the reconstruction and CLIP's scores."""
-        import torch
-
-        with torch.no_grad():
-            self._show_point(k)
-
-    def _show_point(self, k: int) -> None:
-        from ...core.metrics import to_float
+        from ...core.clusters import image_details  # torch: not needed to show the window
 
         e, model, dataset = self.embedding, self.explorer.model, self.explorer.window.dataset
         if e is None or model is None:
             return
         row = int(e.indices[k])
-        x = to_float(dataset.test_images[row:row + 1]).to(model.device)
-        mu, _ = model.encode_image(x)
-        reconstruction = model.decode_image(mu)
-        scores = model.clip_scores(mu)[0].cpu().numpy()
-        self.original_view.set_image(x[0].cpu())
-        self.reconstruction_view.set_image(reconstruction[0].cpu())
-        self.scores.set_scores(scores)
+        shown = image_details(model, dataset.test_images, row)
+        self.original_view.set_image(shown.image)
+        self.reconstruction_view.set_image(shown.reconstruction)
+        self.scores.set_scores(shown.scores)
         truth = int(dataset.test_labels[row])
         self.detail_caption.setText(f"test image #{row}, labelled <b>{self.label_names[truth]}</b>")
         self.highlight.setData(x=[e.image_xy[k, 0]], y=[e.image_xy[k, 1]],

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QDockWidget, QScrollArea, QVBoxLayout, QWidget
 
 from .. import interaction
 from ..background_jobs import BackgroundJobs
-from .canvas_layers import DecisionMapLayer, ManifoldLayer
+from .canvas_layers import DecisionMapLayer, LayerScheduler, ManifoldLayer
 from .cluster_view import ClusterView
 from .gallery_view import GalleryView
 from .mixer_panel import LabelMixer
@@ -35,8 +35,10 @@ class Explorer(QObject):
         self._trained_model = None  # the training model of the current trainer (not the inference copy)
 
         self.point_panel = PointPanel()
-        self.decision_layer = DecisionMapLayer(self.canvas, self.runner, self)
-        self.manifold_layer = ManifoldLayer(self.canvas, self.runner, self)
+        # One scheduler for both layers: they are always computed from the same map and weights.
+        self.layers = LayerScheduler(self.canvas, self.runner, self)
+        self.decision_layer = DecisionMapLayer(self.layers, self)
+        self.manifold_layer = ManifoldLayer(self.layers, self)
         self.point_panel.decision_box.toggled.connect(self.decision_layer.set_enabled)
         self.point_panel.manifold_box.toggled.connect(self.manifold_layer.set_enabled)
         self.steering = SteeringPanel(self)
@@ -69,6 +71,7 @@ class Explorer(QObject):
         self.gallery_dock.visibilityChanged.connect(lambda shown: shown and self.gallery.refresh())
 
         self.canvas.decoded.connect(self._picked)
+        self.canvas.pickRefreshed.connect(self._pick_refreshed)
         window.inferenceModelChanged.connect(self.set_model)
         window.datasetChanged.connect(lambda _d: self.clusters.clear())
         signals = getattr(window, "signals", None)  # the studio's events (gui/studio_signals.py)
@@ -95,11 +98,11 @@ class Explorer(QObject):
                 view.set_label_names(self.label_names)
         if self.current_z is not None and len(self.current_z) != model.z_dim:
             self.current_z = None
-        self.decision_layer.set_model(model)
-        self.manifold_layer.set_model(model)
+        self.layers.set_model(model)
         if interaction.dragging():
             return  # the next drag move decodes with these weights; the gallery catches up later
-        if self.current_z is not None and not self.steering.replay.isActive():
+        if self.current_z is not None and not self.steering.replay.isActive() and not self.canvas.picked_by_click:
+            # (a clicked point is decoded again by the canvas itself: pickRefreshed)
             # The same point, decoded by the newer weights: the image follows training.
             from ...core.explore import decode_point
 
@@ -140,6 +143,7 @@ class Explorer(QObject):
             uv = projection.project(self.current_z[None].astype(np.float64))[0]
         if uv is not None:
             # The canvas redraws its marker at picked_uv on every snapshot: keep it on this point.
+            self.canvas.picked_by_click = False  # this latent, not the map point under the marker
             self.canvas.picked_uv = (float(uv[0]), float(uv[1]))
             self.canvas.set_marker(float(uv[0]), float(uv[1]))
         self.pointShown.emit(decoded)
@@ -147,6 +151,13 @@ class Explorer(QObject):
     def _picked(self, decoded: Decoded) -> None:
         self.steering.stop()
         u, v = self.canvas.picked_uv if self.canvas.picked_uv is not None else (0.0, 0.0)
+        self.current_z = np.asarray(self.canvas.latent_at(u, v), dtype=np.float32)
+        self.point_panel.show_decoded(decoded, f"map point ({u:.2f}, {v:.2f})")
+        self.pointShown.emit(decoded)
+
+    def _pick_refreshed(self, decoded: Decoded) -> None:
+        """The map or the weights changed: the Point dock shows the latent under the marker now."""
+        u, v = self.canvas.picked_uv
         self.current_z = np.asarray(self.canvas.latent_at(u, v), dtype=np.float32)
         self.point_panel.show_decoded(decoded, f"map point ({u:.2f}, {v:.2f})")
         self.pointShown.emit(decoded)
@@ -162,8 +173,7 @@ class Explorer(QObject):
     def shutdown(self) -> None:
         """Stop background jobs and wait for them (they hold no locks; a decode is milliseconds)."""
         self.steering.stop()
-        for layer in (self.decision_layer, self.manifold_layer):
-            layer.timer.stop()
+        self.layers.timer.stop()
         self.runner.cancel_all()
         self.runner.wait(5000)
 
