@@ -9,7 +9,7 @@ pytest.importorskip("pytestqt")
 
 from clipvae_studio.core.synthetic import coloured_digits  # noqa: E402
 from clipvae_studio.gui.explorer.score_bars import MAX_ROWS  # noqa: E402
-from clipvae_studio.gui.label_names import elide, names_to_show, points_in_view  # noqa: E402
+from clipvae_studio.gui.label_names import MAX_NAMES, elide, names_to_show, points_in_view  # noqa: E402
 from clipvae_studio.gui.palette import _srgb_to_lab, label_rgb  # noqa: E402
 from qt_helpers import action, open_window  # noqa: E402
 
@@ -129,6 +129,14 @@ def test_forty_label_folder_folds_scores_and_mixes_a_few_labels(qtbot, window):
     # The long folder name is elided in the bars and the mixer, in full in the tooltip.
     long_index = window.names.index(LONG_NAME)
     assert bars.row_tooltip(long_index).startswith(LONG_NAME)
+
+    # The map names only a few labels, and the names it shows do not cover one another.
+    shown_names = [t for t in canvas.anchor_texts if t.isVisible()]
+    assert 0 < len(shown_names) <= MAX_NAMES < NUM_LABELS
+    boxes = [t.mapRectToScene(t.boundingRect()) for t in shown_names]
+    assert not any(a.intersects(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    long_text = canvas.anchor_texts[long_index]
+    assert long_text.toPlainText() == elide(LONG_NAME) and long_text.toolTip() == LONG_NAME
     assert len(elide(LONG_NAME)) < len(LONG_NAME) and elide(LONG_NAME).startswith(LONG_NAME[:5])
 
 

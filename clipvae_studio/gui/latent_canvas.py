@@ -18,6 +18,7 @@ from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import (QComboBox, QFrame, QGraphicsItem, QHBoxLayout, QLabel, QPushButton, QVBoxLayout,
                                QWidget)
 
+from .label_names import MAX_NAMES, elide, names_to_show, points_in_view
 from ..core.events import LatentSnapshot
 from ..core.projection import (IdentityProjection, LabelPlaneProjection, NeighbourhoodMap, PCAProjection,
                                PlaneProjection)
@@ -444,7 +445,8 @@ class LatentCanvas(QWidget):
             self.view_box.removeItem(text)
         self.anchor_texts = []
         for i, name in enumerate(self.label_names):
-            text = pg.TextItem(name, anchor=(0.5, 1.25), border=pg.mkPen(label_color(i), width=1))
+            text = pg.TextItem(elide(name), anchor=(0.5, 1.25), border=pg.mkPen(label_color(i), width=1))
+            text.setToolTip(str(name))
             font = text.textItem.font()
             font.setPointSizeF(8.5)
             font.setBold(True)
@@ -618,7 +620,9 @@ class LatentCanvas(QWidget):
 
     def _place_names(self) -> None:
         """Keep the label names from covering each other where label latents lie close together
-        on the map (names are a fixed size on screen, so this follows zooms too)."""
+        on the map (names are a fixed size on screen, so this follows zooms too). With more labels
+        than fit (gui/label_names.py), only the names of the labels with most points in view show."""
+        self._choose_names()
         placed = []
         for text in self.anchor_texts:
             if not text.isVisible():
@@ -634,6 +638,22 @@ class LatentCanvas(QWidget):
                 text.setAnchor(NAME_PLACES[0])
                 rect = text.mapRectToScene(text.boundingRect())
             placed.append(rect)
+
+    def _choose_names(self) -> None:
+        texts, snap = self.anchor_texts, self.snapshot
+        if len(texts) <= MAX_NAMES or snap is None or len(self._uv) != len(snap.labels):
+            return
+        r = self.view_box.viewRect()
+        counts = points_in_view(self._uv, snap.labels, (r.left(), r.top(), r.right(), r.bottom()), len(texts))
+        anchors = []
+        for text in texts:
+            pos = self.plot_widget.mapFromScene(self.view_box.mapViewToScene(text.pos()))
+            anchors.append((pos.x(), pos.y()))
+        box = texts[0].boundingRect()
+        chosen = set(names_to_show(anchors, counts, box_px=(box.width(), box.height()),
+                                   viewport_px=(self.plot_widget.width(), self.plot_widget.height())))
+        for i, text in enumerate(texts):
+            text.setVisible(i in chosen)
 
     def _picked(self, u: float, v: float, _finished: bool) -> None:
         self.picked_by_click = True
