@@ -476,14 +476,14 @@ class LatentCanvas(QWidget):
                                 np.array(snapshot.indices))
         if self.mode == "neighbourhood" and fitted:
             self.projection, changed = self._neighbourhood, True
-            self.info_label.setText("t-SNE of the image latents · shaded: far from any point, a picture there "
-                                    "is a guess")
+            self._say_neighbourhood_map()
             self._set_axis_labels("t-SNE 1", "t-SNE 2")
         elif self.mode in ("pca", "neighbourhood") and len(snapshot.mu) >= 2:
             self._pca.update(snapshot.mu)
             self.projection, changed = self._pca, True
             ev = self._pca.explained
             waiting = "PCA until the neighbourhood map's first fit lands · " if self.mode == "neighbourhood" else ""
+            self.info_label.setToolTip("")
             self.info_label.setText(f"{waiting}PC1 {ev[0]:.0%} · PC2 {ev[1]:.0%} of the variance")
             self._set_axis_labels("PC 1", "PC 2")
         elif self.mode == "label-plane" and len(snapshot.label_mu) >= 3:
@@ -493,10 +493,12 @@ class LatentCanvas(QWidget):
                 self._label_plane.update(snapshot.label_mu)
             self.projection, changed = self._label_plane, True
             a, b, c = (self.label_names[i] for i in self._label_plane.labels)
+            self.info_label.setToolTip("")
             self.info_label.setText(f"plane through the label latents {a}, {b}, {c}")
             self._set_axis_labels(f"{a} → {b}", f"toward {c}")
         elif self.mode == "exact-2d":
             self.projection = self._identity
+            self.info_label.setToolTip("")
             self.info_label.setText("the latent space itself (z_dim = 2)")
             self._set_axis_labels("z₁", "z₂")
         if self.projection is not before or isinstance(before, (PCAProjection, LabelPlaneProjection)):
@@ -522,8 +524,7 @@ class LatentCanvas(QWidget):
             return
         self.projection = fitted
         first = self.info_label.text().startswith("PCA until")
-        self.info_label.setText("t-SNE of the image latents · shaded: far from any point, a picture there "
-                                "is a guess")
+        self._say_neighbourhood_map()
         self._set_axis_labels("t-SNE 1", "t-SNE 2")
         if picked_z is not None and previous.is_fitted and len(previous.uv) == len(fitted.uv):
             # The same mixture of the same data points' places on the new layout: the point keeps
@@ -654,6 +655,12 @@ class LatentCanvas(QWidget):
                                    viewport_px=(self.plot_widget.width(), self.plot_widget.height())))
         for i, text in enumerate(texts):
             text.setVisible(i in chosen)
+
+    def _say_neighbourhood_map(self) -> None:
+        # short enough to stay whole beside the Fit button at the window's minimum size
+        self.info_label.setText("t-SNE of the latents · grey: far from data")
+        self.info_label.setToolTip("A neighbourhood map (t-SNE) of the image latents, refitted as the model "
+                                   "learns. Grey areas are far from any point: a picture decoded there is a guess.")
 
     def _picked(self, u: float, v: float, _finished: bool) -> None:
         self.picked_by_click = True
