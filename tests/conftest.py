@@ -28,6 +28,13 @@ def _gui_thread_garbage_collection(request):
         collect_garbage_in_gui_thread()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_window_settings():
+    """Each test starts from no saved window settings: a window built without a dataset reloads the
+    last one used, and an earlier test's folder of RGB images must not become this test's data."""
+    Path(_HOME, "studio.ini").unlink(missing_ok=True)
+
+
 @pytest.fixture(scope="session")
 def mnist5k():
     from clipvae_studio.core.data import load_dataset

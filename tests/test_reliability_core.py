@@ -261,7 +261,7 @@ def test_corrupt_truncated_and_foreign_files_get_clear_messages(tmp_path):
         assert message.startswith(name) and expected in message and "\n" not in message, message
     with pytest.raises(CheckpointError, match="no such file"):
         load_checkpoint(tmp_path / "missing.pt")
-    with pytest.raises(CheckpointError, match="no such file"):
+    with pytest.raises(CheckpointError, match="is a folder, not a checkpoint file"):
         load_checkpoint(tmp_path)  # a folder
 
 

@@ -13,6 +13,9 @@ import torch
 
 from .config import TrainConfig
 
+# Beyond this side the conv net's compute budget is blown many times over and a batch's activations
+# outgrow a desktop's memory (the 4 M weight budget keeps the parameters small at any size).
+MAX_IMAGE_SIDE = 512
 MAX_LABELS = 1000  # a label VAE, prototype CLIP and a decision map over more labels are not what the studio is for
 CONV_MIN_SIDE = 4  # below this a conv net sees too little of its neighbourhood to be worth it (core/architecture.py)
 # Routed decoder heads hold one full-image output layer per label: with many labels they make most of
@@ -49,6 +52,10 @@ def check_training(config: TrainConfig, image_shape, num_labels: int, n_train: i
     c, h, w = (int(s) for s in image_shape)
     if min(c, h, w) < 1:
         raise ValueError(f"the images are {c}x{h}x{w}: every side must be at least 1 pixel")
+    if max(h, w) > MAX_IMAGE_SIDE:
+        raise ValueError(f"the images are {h}x{w} pixels; the studio trains on images of at most {MAX_IMAGE_SIDE} "
+                         f"pixels a side (its conv net's activations for a batch of {h}x{w} images would need "
+                         f"many GiB): use --image-size {MAX_IMAGE_SIDE // 4} or smaller")
     if not 1 <= num_labels <= MAX_LABELS:
         raise ValueError(f"the data has {num_labels:,} labels; the studio handles 1 to {MAX_LABELS:,}")
     if fresh_model and config.arch == "conv" and min(h, w) < CONV_MIN_SIDE:
