@@ -100,13 +100,31 @@ def test_jitter_shifts_by_whole_pixels_without_blurring():
         assert image[r, c + 1] == faint  # moved together
         offsets.add((r - 4, c - 4))
     assert offsets == {(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)}
-    # ink shifted out of the frame is gone, and nothing wraps round to the other side
+    # content is never pushed out of the frame: a column on the left edge only moves right
     edge = torch.zeros(200, 1, 5, 5)
-    edge[:, 0, :, 0] = 1.0  # the left column
+    edge[:, 0, :, 0] = 1.0
     moved = jitter(edge, 1.0, generator=torch.Generator().manual_seed(4))
-    assert moved[:, 0, :, 2:].sum() == 0
-    # moved left: gone; up or down: one pixel of the column leaves the frame; else all 5 stay
-    assert {int(s) for s in moved.sum((1, 2, 3)).tolist()} == {0, 4, 5}
+    assert torch.equal(moved.sum((1, 2, 3)), edge.sum((1, 2, 3)))
+    assert {int(image[0].argmax()) for image in moved[:, 0]} == {0, 1}
+
+
+def test_jitter_keeps_each_images_content_and_background_colour():
+    """Shifts stop at the content's edge, per image and per side, and what moves in is the
+    image's own background colour (a coloured photo-like background gets no black bars)."""
+    x = torch.full((300, 3, 12, 12), 0.0)
+    x[:, 0] = 0.5  # a red background
+    x[:100, :, 5:7, 5:7] = 1.0  # a dot in the middle: free to move 2 px every way
+    x[100:200, :, 0:4, 3:9] = 1.0  # touches the top: never moves up
+    x[200:, :, 2:10, 0:12] = 1.0  # spans the width: never moves sideways
+    y = jitter(x, 2.0, generator=torch.Generator().manual_seed(5))
+    assert torch.equal((y == 1).sum((1, 2, 3)), (x == 1).sum((1, 2, 3)))  # no content lost
+    background = y[(y != 1).all(1, keepdim=True).expand_as(y)].view(-1)
+    assert set(background.unique().tolist()) == {0.0, 0.5}  # the red background, nothing else
+    first_row = lambda im: int((im[0] == 1).any(1).float().argmax())  # noqa: E731
+    first_col = lambda im: int((im[0] == 1).any(0).float().argmax())  # noqa: E731
+    assert {first_row(im) for im in y[:100]} == {3, 4, 5, 6, 7}
+    assert {first_row(im) for im in y[100:200]} == {0, 1, 2}
+    assert {first_col(im) for im in y[200:]} == {0}
 
 
 def test_reference_keeps_its_five_terms_and_no_jitter():

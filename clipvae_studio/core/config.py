@@ -47,6 +47,9 @@ class TrainConfig:
     label_match_reverse: float = 0.0  # share of the mode-seeking KL(q(z|label) || q(z|x)) in that term
     w_prior_mmd: float = 0.0  # MMD between the batch's latent codes and N(0, I) draws (0 = off)
     augment_px: float = 0.0  # random whole-pixel shifts of training images, up to this many; 0 = off
+    # shifts only while the training split holds at most this many images per label (0 = any size):
+    # they regularise a small set and slow a large one down (core/augment.py)
+    augment_max_per_label: int = 0
     # summed reconstruction nats scaled to this many pixel values per image (0 = raw nats): the
     # balance with the other terms tuned at that size holds at every size (core/architecture.py)
     rec_reference_pixels: int = 0
@@ -80,7 +83,7 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
-        for name in ("rec_reference_pixels", "lr_reference_fan_in"):
+        for name in ("rec_reference_pixels", "lr_reference_fan_in", "augment_max_per_label"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 or more, not {getattr(self, name)}")
         for name in ("z_dim", "width", "batch_size", "epochs", "snapshot_size", "eval_every_steps"):
@@ -169,6 +172,9 @@ FIELD_HELP = {
                    "of the latent space that noise samples would otherwise decode from; 0 = off.",
     "augment_px": "Shift training images by random whole pixels, up to this many (rounded) each way; "
                   "whole pixels so the images stay sharp; 0 = off (the reference).",
+    "augment_max_per_label": "Shift images only while the training split holds at most this many images per "
+                             "label on average (a small set overfits without them; a large one learns more "
+                             "slowly with them); 0 = at any size.",
     "rec_reference_pixels": "Reconstruction nats are scaled to this many pixel values per image, so the "
                             "balance with KL and CLIP tuned at that size holds for any image size and "
                             "colour (784 = a 28 x 28 grey image: no change there); 0 = raw nats.",

@@ -101,6 +101,11 @@ def load_torchvision(kind: str, root=None) -> ImageDataset:
     from torchvision import datasets  # deferred: importing torchvision.datasets costs start-up time
 
     cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST, "kmnist": datasets.KMNIST}[kind]
+    local = _system_copy(kind) if root is None else None
+    if local is not None:  # a copy installed by the system's package manager: no download needed
+        found = load_idx_folder(local)
+        return _as_dataset(kind, found.train_images.numpy(), found.train_labels.numpy(),
+                           found.test_images.numpy(), found.test_labels.numpy(), list(cls.classes))
     root = Path(root) if root else cache_dir() / "torchvision"
     try:
         train = cls(str(root), train=True, download=True)
@@ -110,6 +115,17 @@ def load_torchvision(kind: str, root=None) -> ImageDataset:
                            f"Connect to the network once, or use --dataset idx with local files.") from None
     return _as_dataset(kind, train.data.numpy(), train.targets.numpy(), test.data.numpy(), test.targets.numpy(),
                        list(train.classes))
+
+
+# Where distributions install these sets (Debian/Ubuntu: `apt install dataset-fashion-mnist`).
+SYSTEM_DATASET_DIRS = {"fashion-mnist": ("/usr/share/datasets/fashion-mnist",)}
+
+
+def _system_copy(kind: str) -> Path | None:
+    for folder in SYSTEM_DATASET_DIRS.get(kind, ()):
+        if (Path(folder) / "train-images-idx3-ubyte.gz").is_file():
+            return Path(folder)
+    return None
 
 
 # --- a folder of IDX files ----------------------------------------------------

@@ -66,7 +66,7 @@ class _Loss(nn.Module):
 
     def forward(self, x, y):
         trainer = self._trainer[0]
-        return self.model.loss_terms(x, y, trainer.config, across=trainer.across)
+        return self.model.loss_terms(x, y, trainer.loss_config, across=trainer.across)
 
 
 class DistributedTrainer(Trainer):

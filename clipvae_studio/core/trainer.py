@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 import threading
 import time
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
 import torch
 
 from .architecture import param_groups
+from .augment import shift_for
 from .config import TrainConfig
 from .data import ImageDataset
 from .device import resolve_device
@@ -272,7 +274,18 @@ class Trainer:
 
     # Seams for a data-parallel subclass (core/distributed_train.py): its rank holds a slice of the batch.
     def _loss_terms(self, x: torch.Tensor, y: torch.Tensor) -> dict:
-        return self.model.loss_terms(x, y, self.config)
+        return self.model.loss_terms(x, y, self.loss_config)
+
+    @property
+    def shift_px(self) -> float:
+        """The image shift this run trains with (config.augment_px, or 0 for a large training split)."""
+        return shift_for(self.config, len(self.train_images), self.dataset.num_labels)
+
+    @property
+    def loss_config(self) -> TrainConfig:
+        """The config the loss reads: augment_px resolved for this training split (see shift_px)."""
+        shift = self.shift_px
+        return self.config if shift == self.config.augment_px else replace(self.config, augment_px=shift)
 
     def _batch_values(self, values: torch.Tensor) -> torch.Tensor:
         """The logged loss values of the whole batch (every rank must see the same, finite or not)."""
