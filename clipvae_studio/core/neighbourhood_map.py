@@ -155,9 +155,8 @@ class NeighbourhoodMap(Projection):
     def _interpolate(self, uv: np.ndarray, values: np.ndarray) -> np.ndarray:
         """values (one row per data point) interpolated at map points uv: barycentric over the
         Delaunay triangles inside the hull, closeness-weighted nearest points outside it."""
-        k = min(NEIGHBOURS, len(self.z))
-        distance, index = self._map_tree.query(uv, k=k)
-        out = _weighted(values[index], distance)  # outside the hull; replaced inside it
+        out = np.empty((len(uv), values.shape[1]))
+        inside = np.zeros(len(uv), bool)
         if self._triangulation is not None:
             simplex = self._triangulation.find_simplex(uv)
             inside = simplex >= 0
@@ -168,6 +167,10 @@ class NeighbourhoodMap(Projection):
                 weights = np.column_stack([b, 1.0 - b.sum(1)])
                 vertices = self._triangulation.simplices[s]
                 out[inside] = np.einsum("mk,mkd->md", weights, values[vertices])
+        outside = ~inside
+        if outside.any():  # the neighbour search only where it is needed (a drag move is one point, mostly inside)
+            distance, index = self._map_tree.query(uv[outside], k=min(NEIGHBOURS, len(self.z)))
+            out[outside] = _weighted(values[index], distance)
         return out
 
     def carry(self, uv: np.ndarray, successor: "NeighbourhoodMap") -> np.ndarray:

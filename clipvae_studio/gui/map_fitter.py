@@ -114,6 +114,12 @@ class MapFitter(QObject):
         except BrokenProcessPool:  # the worker died while it waited for work
             self._worker_died()
             return
+        except Exception as exc:  # no process could start (no resources, a program that cannot spawn)
+            self._running = None
+            self._drop_pool()
+            self.failed.emit(f"The map's fitting process could not start; the map stays as it is "
+                             f"({type(exc).__name__}: {exc})".splitlines()[0])
+            return
         self.future, arrived, number = future, self._arrived, self.number
 
         def relay(done: Future) -> None:  # in the pool's thread: hand the future to the GUI thread
