@@ -78,6 +78,8 @@ def test_closing_the_window_ends_the_worker(qtbot, fitter):
     fitter.parent().close()
     assert fitter.pool is None
     qtbot.waitUntil(lambda: not alive(pid), timeout=30_000)
+    fitter.request(NeighbourhoodMap(), blobs())  # a snapshot still on its way to the closed window
+    assert fitter.pool is None and not fitter.busy  # starts no new worker
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")

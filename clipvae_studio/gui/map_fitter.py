@@ -55,6 +55,7 @@ class MapFitter(QObject):
         self._waiting: tuple[NeighbourhoodMap, np.ndarray, object] | None = None
         self._latest: NeighbourhoodMap | None = None
         self._watched: QWidget | None = None  # the window whose closing ends the worker
+        self._closed = False  # that window is closed: no new worker until it is shown again
         self.fits = 0
         self.restarts = 0  # workers replaced in a row (a fit that lands resets it)
         self.worker_pid: int | None = None  # the process the last map came from
@@ -97,7 +98,7 @@ class MapFitter(QObject):
 
     # --- the worker ---------------------------------------------------------------------------------
     def _start(self) -> None:
-        if self._waiting is None or self._running is not None:
+        if self._waiting is None or self._running is not None or self._closed:
             return
         base, z, key = self._waiting
         self._waiting = None
@@ -133,7 +134,7 @@ class MapFitter(QObject):
     def _pool(self) -> ProcessPoolExecutor:
         if self.pool is None:
             self.pool, self._wanted = map_worker.new_pool(self.number)
-            self._watch_window()
+        self._watch_window()  # (again each time: the canvas may have moved into a window since)
         return self.pool
 
     def _drop_pool(self) -> None:
@@ -154,6 +155,10 @@ class MapFitter(QObject):
     def eventFilter(self, watched, event) -> bool:
         if watched is self._watched and event.type() == QEvent.Type.Close:
             self.shutdown()
+            self._closed = True  # a snapshot still queued for the closed window starts no new worker
+        elif watched is self._watched and event.type() == QEvent.Type.Show and self._closed:
+            self._closed = False
+            self._rest.start(0)  # then what waits is fitted
         return False
 
     def _land(self, arrival) -> None:
