@@ -98,7 +98,8 @@ def breakdown(window, n: int = 60) -> dict:
         return round(float(np.median(times)) * 1000, 2)
 
     decoded = canvas.decode_point(*uv[0])
-    return {"decode_and_score (core)": median_ms(lambda i: canvas.decode_point(*uv[i])),
+    return {"lift (map point to latent)": median_ms(lambda i: canvas.latent_at(*uv[i])),
+            "decode_and_score (core, lift included)": median_ms(lambda i: canvas.decode_point(*uv[i])),
             "point_dock_update (image + bars)": median_ms(lambda i: panel.show_decoded(decoded)),
             "point_dock_repaint": median_ms(lambda i: panel.repaint()),
             "canvas_full_repaint": median_ms(lambda i: canvas.plot_widget.viewport().repaint())}
@@ -153,8 +154,10 @@ def main() -> None:
     while time.perf_counter() - t0 < 1.0:
         app.processEvents()
         time.sleep(0.01)
+    fits0 = window.canvas.fitter.fits
     busy, full, decoded = drag_latencies(app, window, 10**9, seconds=args.train_seconds)
     steps = window.trainer.step_count - step0
+    fits = window.canvas.fitter.fits - fits0
     window.stop_training()
     t1 = time.perf_counter()
     while window.state == "running" and time.perf_counter() - t1 < 3:
@@ -163,7 +166,9 @@ def main() -> None:
     out["drag_move_while_training"] = {**percentiles(busy), "decodes": decoded,
                                        "full_repaint_canvas_and_point_dock": percentiles(full),
                                        "training_steps_meanwhile": int(steps),
-                                       "weight_snapshots_received": len(models)}
+                                       "weight_snapshots_received": len(models),
+                                       "map_fits_landed_meanwhile": int(fits),
+                                       "map_projection": type(window.canvas.projection).__name__}
 
     # Decision map: the layer's own background refreshes (64 columns over the visible area).
     explorer = window.explorer

@@ -10,7 +10,7 @@ on the test images' latent means (--holdout of them kept out of the fit):
   (lift): does CLIP give the lifted latent the same label as the point's own latent?
 - lift time per point;
 and for the neighbourhood map: refit time at --points points while training runs in another thread
-(p50/p95), median movement between consecutive live updates and after a refit with unchanged
+(p50/p95; the fits run in the studio's worker process, at its lowered priority), median movement between consecutive live updates and after a refit with unchanged
 latents (share of the map's radius: the 95th percentile of the distance from the centre).
 Prints one JSON object.
 
@@ -30,6 +30,7 @@ from _common import emit, machine
 from clipvae_studio.core import Trainer, load_dataset, preset
 from clipvae_studio.core.data import ImageDataset
 from clipvae_studio.core.decision_map import reencoded_scores
+from clipvae_studio.core.map_worker import fit_map, new_pool
 from clipvae_studio.core.neighbourhood_map import NeighbourhoodMap
 from clipvae_studio.core.projection import LabelPlaneProjection, PCAProjection
 
@@ -141,35 +142,37 @@ def live_refits(trainer: Trainer, points: int, refits: int) -> dict:
             trainer.model.train(was)
         return mu.cpu().numpy().astype(np.float64)
 
-    nmap = NeighbourhoodMap()
-    start = time.perf_counter()
-    nmap.update(latents())
-    cold_s = time.perf_counter() - start
-    still = nmap.fitted(nmap.z)
-    still_move = float(np.median(np.linalg.norm(still.uv - nmap.uv, axis=1))) / radius(nmap.uv)
-
-    stop = threading.Event()
-
-    def train():
-        while not stop.is_set() and trainer.step_count < trainer.total_steps:
-            trainer.step()
-
-    thread = threading.Thread(target=train, daemon=True)
-    steps0 = trainer.step_count
-    thread.start()
-    times, moves = [], []
+    # The fits go through the studio's own worker process (core/map_worker.py, lowered priority),
+    # as the GUI's refits do; the time of a fit is measured inside the worker.
+    pool, _ = new_pool()
     try:
-        for _ in range(refits):
-            time.sleep(0.5)  # training moves the latents a little, as between two live snapshots
-            z = latents()
-            start = time.perf_counter()
-            new = nmap.fitted(z)
-            times.append(time.perf_counter() - start)
-            moves.append(float(np.median(np.linalg.norm(new.uv - nmap.uv, axis=1))) / radius(nmap.uv))
-            nmap = new
+        pool.submit(int).result()  # the worker's start (spawn, imports) is not a fit
+        _, nmap, cold_s, _ = pool.submit(fit_map, 0, None, None, latents()).result()
+        _, still, _, _ = pool.submit(fit_map, 0, nmap.z, nmap.uv, nmap.z).result()
+        still_move = float(np.median(np.linalg.norm(still.uv - nmap.uv, axis=1))) / radius(nmap.uv)
+
+        stop = threading.Event()
+
+        def train():
+            while not stop.is_set() and trainer.step_count < trainer.total_steps:
+                trainer.step()
+
+        thread = threading.Thread(target=train, daemon=True)
+        steps0 = trainer.step_count
+        thread.start()
+        times, moves = [], []
+        try:
+            for _ in range(refits):
+                time.sleep(0.5)  # training moves the latents a little, as between two live snapshots
+                _, new, seconds, _ = pool.submit(fit_map, 0, nmap.z, nmap.uv, latents()).result()
+                times.append(seconds)
+                moves.append(float(np.median(np.linalg.norm(new.uv - nmap.uv, axis=1))) / radius(nmap.uv))
+                nmap = new
+        finally:
+            stop.set()
+            thread.join()
     finally:
-        stop.set()
-        thread.join()
+        pool.shutdown()
     return {"points": int(len(images)), "cold_fit_s": round(cold_s, 3),
             "refit_s_p50": round(float(np.percentile(times, 50)), 3),
             "refit_s_p95": round(float(np.percentile(times, 95)), 3),

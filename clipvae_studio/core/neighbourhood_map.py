@@ -25,6 +25,9 @@ from .projection import Projection
 NEIGHBOURS = 8  # data latents that place an out-of-sample point (project) and fill gaps (lift)
 PERPLEXITY = 30.0
 COLD_EXAGGERATED, COLD_ITERATIONS = 125, 300  # half openTSNE's default schedule: the live refits keep polishing
+# After early exaggeration: attraction x EXAGGERATION, Student-t tails of DOF degrees of freedom
+# (openTSNE's `exaggeration`, `dof`). The warm refits use the same, so they keep the cold layout's shape.
+EXAGGERATION, DOF = 1.0, 1.0
 WARM_ITERATIONS = 25  # a refit from the previous layout: ~0.15 s for 2,000 points (Barnes-Hut)
 EXACT_NEIGHBOURS_UP_TO = 5000  # brute-force kNN is faster than annoy's index below this many points
 # extrapolation: 0 within NEAR spacings of the nearest point, 1 beyond FAR spacings, where a
@@ -67,16 +70,16 @@ def tsne_layout(z: np.ndarray, previous: np.ndarray | None = None, seed: int = 0
     neighbours = "exact" if n <= EXACT_NEIGHBOURS_UP_TO else "annoy"
     if previous is None or len(previous) != n:
         tsne = TSNE(perplexity=perplexity, n_iter=COLD_ITERATIONS, early_exaggeration_iter=COLD_EXAGGERATED,
-                    n_jobs=1, random_state=seed, initialization="pca", neighbors=neighbours,
+                    exaggeration=EXAGGERATION, dof=DOF, n_jobs=1, random_state=seed, initialization="pca", neighbors=neighbours,
                     negative_gradient_method="bh",
                     callbacks=callbacks, callbacks_every_iters=25, verbose=False)
         return np.asarray(tsne.fit(z), dtype=np.float64)
     affinities = affinity.PerplexityBasedNN(z, perplexity=perplexity, method=neighbours,
                                             n_jobs=1, random_state=seed, verbose=False)
     embedding = TSNEEmbedding(np.array(previous, dtype=np.float64), affinities, negative_gradient_method="bh",
-                              n_jobs=1, random_state=seed, callbacks=callbacks, callbacks_every_iters=10,
+                              dof=DOF, n_jobs=1, random_state=seed, callbacks=callbacks, callbacks_every_iters=10,
                               verbose=False)
-    embedding = embedding.optimize(n_iter=WARM_ITERATIONS, exaggeration=1.0, learning_rate=max(n / 12.0, 50.0),
+    embedding = embedding.optimize(n_iter=WARM_ITERATIONS, exaggeration=EXAGGERATION, learning_rate=max(n / 12.0, 50.0),
                                    momentum=0.8)
     return _rigid_alignment(np.asarray(embedding, dtype=np.float64), np.asarray(previous, dtype=np.float64))
 
@@ -152,9 +155,8 @@ class NeighbourhoodMap(Projection):
     def _interpolate(self, uv: np.ndarray, values: np.ndarray) -> np.ndarray:
         """values (one row per data point) interpolated at map points uv: barycentric over the
         Delaunay triangles inside the hull, closeness-weighted nearest points outside it."""
-        k = min(NEIGHBOURS, len(self.z))
-        distance, index = self._map_tree.query(uv, k=k)
-        out = _weighted(values[index], distance)  # outside the hull; replaced inside it
+        out = np.empty((len(uv), values.shape[1]))
+        inside = np.zeros(len(uv), bool)
         if self._triangulation is not None:
             simplex = self._triangulation.find_simplex(uv)
             inside = simplex >= 0
@@ -165,6 +167,10 @@ class NeighbourhoodMap(Projection):
                 weights = np.column_stack([b, 1.0 - b.sum(1)])
                 vertices = self._triangulation.simplices[s]
                 out[inside] = np.einsum("mk,mkd->md", weights, values[vertices])
+        outside = ~inside
+        if outside.any():  # the neighbour search only where it is needed (a drag move is one point, mostly inside)
+            distance, index = self._map_tree.query(uv[outside], k=min(NEIGHBOURS, len(self.z)))
+            out[outside] = _weighted(values[index], distance)
         return out
 
     def carry(self, uv: np.ndarray, successor: "NeighbourhoodMap") -> np.ndarray:

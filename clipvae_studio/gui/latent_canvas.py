@@ -195,6 +195,7 @@ class LatentCanvas(QWidget):
         self._neighbourhood_rows: np.ndarray | None = None  # the snapshot rows the map was fitted on
         self.fitter = MapFitter(self)
         self.fitter.fitted.connect(self._fit_landed)
+        self.fitter.failed.connect(self._say_fit_failed)
         self.projection: Projection = self._pca
         self.mode = "neighbourhood"
         self._mode_chosen = False  # a person picked the projection: no automatic switch to exact 2D
@@ -661,6 +662,10 @@ class LatentCanvas(QWidget):
         self.info_label.setText("t-SNE of the latents · grey: far from data")
         self.info_label.setToolTip("A neighbourhood map (t-SNE) of the image latents, refitted as the model "
                                    "learns. Grey areas are far from any point: a picture decoded there is a guess.")
+
+    def _say_fit_failed(self, message: str) -> None:
+        self.info_label.setText("⚠ " + message.split(";")[0])  # the first clause stays whole beside Fit
+        self.info_label.setToolTip(message)
 
     def _picked(self, u: float, v: float, _finished: bool) -> None:
         self.picked_by_click = True
