@@ -28,7 +28,7 @@ from _common import emit, machine, median  # noqa: F401  (sets sys.path for the 
 # The matrix the issue asks for, and a subset that keeps its hardest corners (the biggest image
 # a conv net sees quickly, the most labels, the raised learning rate) for a run of a few minutes.
 FULL = dict(sizes="8,28,32,64,128", channels="1,3", labels="2,10,100", lr_factors="1,3", steps=200, per_label=0)
-QUICK = dict(sizes="8,64", channels="1,3", labels="10,100", lr_factors="3", steps=30, per_label=8)
+QUICK = dict(sizes="8,64", channels="1,3", labels="10,100", lr_factors="3", steps=30, per_label=0)
 
 
 def run_case(case: dict) -> dict:
