@@ -102,7 +102,7 @@ def test_conv_decoder_routes_each_row_through_its_labels_head():
     model = CLIPVAE((3, 12, 12), 3, arch="conv", z_dim=3, width=8, decoder_heads=True).eval()
     with torch.no_grad():
         for k, head in enumerate(model.image_decoder.heads):  # head k paints every pixel 10 * (k - 1)
-            conv = next(m for m in head.modules() if isinstance(m, nn.Conv2d))
+            conv = next(m for m in head.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
             conv.weight.zero_()
             conv.bias.fill_(10.0 * (k - 1))
     z = torch.randn(6, 3)

@@ -49,7 +49,7 @@ def conv_channels(image_shape, budget: int = CONV_PARAM_BUDGET, macs: int = CONV
     """Channels after each encoder stage (the decoder mirrors them), doubling per stage.
 
     The base width is the largest power of two (8..64) whose stacks fit both the compute
-    (`macs` per image: a stage costs about 9 x c_in x c_out x its grid, the same at every stage
+    (`macs` per image: a stage costs about 25 x c_in x c_out x its grid, the same at every stage
     when channels double as the grid halves, so the base falls as the image grows) and the
     parameter budget (the top stages' weights and the flattened top map's dense layer)."""
     c, h, w = image_shape
@@ -79,7 +79,7 @@ def conv_macs(image_shape, channels) -> int:
     ins = [c] + list(channels[:-1])
     total = 0
     for c_in, c_out, (gh, gw) in zip(ins, channels, grids):
-        total += c_in * c_out * gh * gw * (9 + 36)  # encoder 3x3; the decoder's mirror: 3x3 to 4x channels
+        total += c_in * c_out * gh * gw * (9 + 16)  # encoder 3x3 stride 2; the decoder's mirror: 4x4 transposed, stride 2
     return total
 
 
@@ -87,7 +87,7 @@ def conv_params(image_shape, channels, hidden: int = 256) -> int:
     """Approximate weights of both conv stacks and their dense ends."""
     c = image_shape[0]
     ins = [c] + list(channels[:-1])
-    convs = sum(c_in * c_out * (9 + 36) for c_in, c_out in zip(ins, channels))
+    convs = sum(c_in * c_out * (9 + 16) for c_in, c_out in zip(ins, channels))
     gh, gw = _grids(image_shape, len(channels))[-1]
     dense = 2 * channels[-1] * gh * gw * hidden
     return convs + dense

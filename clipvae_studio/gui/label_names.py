@@ -62,3 +62,21 @@ def names_to_show(anchor_px, importance, box_px=(90.0, 18.0), max_names: int = M
                 continue
         chosen.append(int(i))
     return chosen
+
+
+def bounds(*point_sets) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) around every finite point of the given N x 2 arrays (a unit square if none)."""
+    xy = np.concatenate([np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in point_sets])
+    xy = xy[np.all(np.isfinite(xy), axis=1)]
+    if len(xy) == 0:
+        return 0.0, 0.0, 1.0, 1.0
+    (x0, y0), (x1, y1) = xy.min(0), xy.max(0)
+    return float(x0), float(y0), float(max(x1, x0 + 1e-9)), float(max(y1, y0 + 1e-9))
+
+
+def to_pixels(points_xy, rect, viewport_px) -> np.ndarray:
+    """Map positions (y up) to the pixels (y down) of a viewport that shows rect = (x0, y0, x1, y1)."""
+    xy = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+    x0, y0, x1, y1 = rect
+    w, h = viewport_px
+    return np.column_stack([(xy[:, 0] - x0) / (x1 - x0) * w, (y1 - xy[:, 1]) / (y1 - y0) * h])

@@ -18,7 +18,8 @@ from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import (QComboBox, QFrame, QGraphicsItem, QHBoxLayout, QLabel, QPushButton, QVBoxLayout,
                                QWidget)
 
-from .label_names import MAX_NAMES, elide, names_to_show, points_in_view
+from .label_names import MAX_NAMES, elide, names_to_show, points_in_view, to_pixels
+from .label_names import bounds as label_bounds
 from ..core.events import LatentSnapshot
 from ..core.projection import (IdentityProjection, LabelPlaneProjection, NeighbourhoodMap, PCAProjection,
                                PlaneProjection)
@@ -647,13 +648,20 @@ class LatentCanvas(QWidget):
             return
         r = self.view_box.viewRect()
         counts = points_in_view(self._uv, snap.labels, (r.left(), r.top(), r.right(), r.bottom()), len(texts))
+        viewport = (self.plot_widget.width(), self.plot_widget.height())
+        box = texts[0].boundingRect()
+        box = (box.width(), box.height())
         anchors = []
         for text in texts:
             pos = self.plot_widget.mapFromScene(self.view_box.mapViewToScene(text.pos()))
             anchors.append((pos.x(), pos.y()))
-        box = texts[0].boundingRect()
-        chosen = set(names_to_show(anchors, counts, box_px=(box.width(), box.height()),
-                                   viewport_px=(self.plot_widget.width(), self.plot_widget.height())))
+        chosen = set(names_to_show(anchors, counts, box_px=box, viewport_px=viewport))
+        if not chosen:  # new points the view has not caught up with (its auto-range runs at the next
+            # paint): name them as the view that shows them all will, not none until the view changes
+            stars = [(t.pos().x(), t.pos().y()) for t in texts]
+            rect = label_bounds(self._uv, stars)
+            counts = points_in_view(self._uv, snap.labels, rect, len(texts))
+            chosen = set(names_to_show(to_pixels(stars, rect, viewport), counts, box_px=box, viewport_px=viewport))
         for i, text in enumerate(texts):
             text.setVisible(i in chosen)
 
