@@ -253,9 +253,10 @@ def test_out_into_a_missing_or_read_only_folder_is_refused_before_training(tmp_p
 
 # --- 6. misleading messages --------------------------------------------------------------------------------------
 def test_batches_of_one_name_the_prior_mmd_term(tmp_path, capsys, no_trainer):
-    _refused(["train", "--set", "batch_size=1", "--epochs", "1", *TINY], capsys, "w_prior_mmd", "batch_size is 1")
+    mmd = ["--set", "w_prior_mmd=50"]
+    _refused(["train", "--set", "batch_size=1", "--epochs", "1", *mmd, *TINY], capsys, "w_prior_mmd", "batch_size is 1")
     two = _folder(tmp_path / "two", classes=("a",), per_class=2)
-    _refused(["train", "--dataset", "folder", "--data-dir", str(two), "--image-size", "6", "--epochs", "1", *TINY],
+    _refused(["train", "--dataset", "folder", "--data-dir", str(two), "--image-size", "6", "--epochs", "1", *mmd, *TINY],
              capsys, "w_prior_mmd", "holds 1 image")
 
 

@@ -147,10 +147,35 @@ def test_studio_adds_the_label_match_term_to_the_total():
     assert studio.w_label_match > 0
     model = CLIPVAE.from_config(studio, (1, 28, 28), 10)
     terms = model.loss_terms(torch.rand(16, 1, 28, 28), torch.arange(16) % 10, studio)
-    assert set(terms) == set(LOSS_TERMS)
+    assert set(terms) == set(LOSS_TERMS) - {"prior_mmd"}  # the MMD term is computed only when weighted
     without = dict(terms)
     del without["label_match"]
     gap = weighted_total(terms, studio) - weighted_total(without, studio)
     # float32 sums of ~100-nat totals: compare to within 1e-5 of the total, not of the gap
     total = weighted_total(terms, studio).item()
     assert gap.item() == pytest.approx(studio.w_label_match * terms["label_match"].item(), abs=1e-5 * total)
+
+
+def test_shifts_train_a_small_set_and_are_off_for_a_large_one(monkeypatch):
+    """augment_max_per_label: the loss sees the preset's shift for a few images per label, none
+    for many; the person's config itself is left as it was."""
+    from clipvae_studio.core import Trainer
+    from clipvae_studio.core.data import ImageDataset
+
+    def dataset(per_label):
+        n = 3 * per_label
+        images = torch.randint(0, 255, (n, 1, 12, 12), dtype=torch.uint8)
+        labels = torch.arange(n) % 3
+        return ImageDataset("t", images, labels, images[:6], labels[:6], ["a", "b", "c"])
+
+    config = preset("studio").with_values(width=16, depth=1, z_dim=4, batch_size=8, augment_max_per_label=10,
+                                          arch="mlp", decoder_heads=False, device="cpu")
+    seen = []
+    original = CLIPVAE.loss_terms
+    monkeypatch.setattr(CLIPVAE, "loss_terms", lambda self, x, y, cfg, **kw: seen.append(cfg.augment_px)
+                        or original(self, x, y, cfg, **kw))
+    for per_label, expected in ((10, 2.0), (11, 0.0)):
+        trainer = Trainer(config, dataset(per_label), eval_size=None)
+        trainer.step()
+        assert trainer.shift_px == expected and seen[-1] == expected
+        assert trainer.config.augment_px == 2.0
