@@ -137,8 +137,12 @@ def report(model, summary: dict, dataset, classifier, seed: int, judge_accuracy:
     }
 
 
-def judge_for(dataset, judge_dir: Path | None, epochs: int, seed: int = 0) -> tuple:
+JUDGE_EPOCHS, JUDGE_MAX_IMAGES = 40, 720_000  # the digits' judge as documented; Fashion-MNIST's: 12 epochs
+
+
+def judge_for(dataset, judge_dir: Path | None, epochs: int | None, seed: int = 0) -> tuple:
     """The dataset's judge: loaded from judge_dir when there, else trained (and saved there)."""
+    epochs = epochs or max(1, min(JUDGE_EPOCHS, JUDGE_MAX_IMAGES // len(dataset.train_images)))
     path = judge_dir / f"judge-{dataset.name}-{seed}.pt" if judge_dir else None
     if path is not None and path.is_file():
         classifier, info = load_classifier(path)
@@ -225,7 +229,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir")
     parser.add_argument("--judge-dir", default=str(Path.home() / ".cache" / "clipvae-studio" / "judges"),
                         help="where each dataset's judge is kept (trained on first use)")
-    parser.add_argument("--classifier-epochs", type=int, default=12)
+    parser.add_argument("--classifier-epochs", type=int,
+                        help="judge training epochs (default: 40, fewer for large sets: at most 720,000 images seen)")
     parser.add_argument("--samples-dir", help="write samples-<variant>.png grids here")
     parser.add_argument("--threads", type=int, help="torch threads per run (default: torch's choice)")
     parser.add_argument("--jobs", type=int, default=1, help="runs side by side, each in its own process")

@@ -114,6 +114,7 @@ def cmd_train(args) -> int:
     from .core import Trainer, load_checkpoint, preset, resolve_device, save_trainer
     from .core.config import MODEL_FIELDS, apply_overrides
     from .core.events import ErrorEvent, StepEvent
+    from .core.augment import shift_note
     from .core.validation import check_training, fit_to_dataset
 
     check_train_args(args)
@@ -151,6 +152,9 @@ def cmd_train(args) -> int:
     trainer = Trainer(config, dataset, model=model)
     if payload:
         trainer.restore(payload)
+    shifts = shift_note(config, len(dataset.train_images), dataset.num_labels)
+    if shifts and not args.quiet:
+        print(f"note: {shifts}", file=sys.stderr)
     trainer.prepare()  # the optimiser's first construction imports torch._dynamo (seconds): not training time
 
     errors: list[str] = []

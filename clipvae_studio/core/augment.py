@@ -38,6 +38,14 @@ def shift_for(config, n_train: int, num_labels: int) -> float:
     return config.augment_px
 
 
+def shift_note(config, n_train: int, num_labels: int) -> str | None:
+    """A sentence saying that the configured shifts are off for this training split, or None."""
+    if config.augment_px <= 0 or shift_for(config, n_train, num_labels) > 0:
+        return None
+    return (f"image shifts off: {n_train / max(num_labels, 1):,.0f} training images per label, more than "
+            f"augment_max_per_label={config.augment_max_per_label:,} (--set augment_max_per_label=0 keeps them)")
+
+
 def background(x: torch.Tensor) -> torch.Tensor:
     """N x C x 1 x 1: each image's background colour, the median of its outer ring of pixels."""
     ring = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], dim=-1)

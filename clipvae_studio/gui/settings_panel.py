@@ -22,7 +22,8 @@ CHOICES = {"arch": ARCHITECTURES, "noise": NOISE_KINDS, "clip_mode": CLIP_MODES,
            "kld_reduction": REDUCTIONS, "lr_schedule": LR_SCHEDULES, "device": DEVICES}
 INT_RANGES = {"z_dim": (1, 512), "width": (4, 4096), "depth": (0, 64), "kl_warmup_steps": (0, 10_000_000),
               "batch_size": (1, 16384), "epochs": (1, 1_000_000), "seed": (0, 2**31 - 1),
-              "eval_every_steps": (1, 10_000_000), "snapshot_size": (10, 100_000)}
+              "eval_every_steps": (1, 10_000_000), "snapshot_size": (10, 100_000),
+              "augment_max_per_label": (0, 10_000_000)}
 FLOAT_RANGES = {"free_bits": (0.0, 20.0, 2, 0.1), "snapshot_every_s": (0.1, 120.0, 1, 0.5),
                 "label_pull": (0.0, 1.0, 2, 0.1), "label_match_reverse": (0.0, 1.0, 2, 0.1),
                 "augment_px": (0.0, 8.0, 0, 1.0)}  # whole pixels
@@ -31,7 +32,8 @@ GROUPS = (("Model", MODEL_FIELDS),
           ("Loss", ("clip_mode", "rec_reduction", "kld_reduction", "w_clip", "w_kld_image", "w_kld_label",
                     "w_rec_image", "w_ce_label", "kl_warmup_steps", "free_bits", "label_pull",
                     "label_match_reverse")),
-          ("Optimisation", ("lr", "weight_decay", "lr_schedule", "batch_size", "epochs", "augment_px", "seed",
+          ("Optimisation", ("lr", "weight_decay", "lr_schedule", "batch_size", "epochs", "augment_px",
+                            "augment_max_per_label", "seed",
                             "device")),
           ("Reporting", ("eval_every_steps", "snapshot_every_s", "snapshot_size")))
 
@@ -51,7 +53,8 @@ LABELS = {"z_dim": "latent size", "w_clip": "weight CLIP", "w_kld_image": "weigh
           "snapshot_every_s": "snapshot every (s)", "snapshot_size": "snapshot size",
           "shared_blocks": "shared blocks", "w_label_match": "weight label match", "w_prior_mmd": "weight prior MMD",
           "decoder_heads": "decoder heads", "label_match_reverse": "label match reverse", "clip_mode": "CLIP mode", "rec_reduction": "rec. reduction",
-          "kld_reduction": "KLD reduction", "weight_decay": "weight decay", "augment_px": "shift images (px)"}
+          "kld_reduction": "KLD reduction", "weight_decay": "weight decay", "augment_px": "shift images (px)",
+          "augment_max_per_label": "shift up to (images/label)"}
 
 
 def field_label(name: str) -> str:
