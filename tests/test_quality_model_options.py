@@ -179,3 +179,15 @@ def test_shifts_train_a_small_set_and_are_off_for_a_large_one(monkeypatch):
         trainer.step()
         assert trainer.shift_px == expected and seen[-1] == expected
         assert trainer.config.augment_px == 2.0
+
+
+def test_label_match_stays_finite_when_a_posterior_collapses():
+    # A runaway log-variance (-100: exp(100) overflows float32) is read at the floor, in both directions.
+    from clipvae_studio.core.losses import MATCH_LOGVAR_FLOOR
+    mu_x, mu_y = torch.zeros(4, 3), torch.full((4, 3), 2.0)
+    collapsed, floored = torch.full((4, 3), -100.0), torch.full((4, 3), MATCH_LOGVAR_FLOOR)
+    for args in ((mu_x, collapsed, mu_y, torch.zeros(4, 3)), (mu_x, torch.zeros(4, 3), mu_y, collapsed)):
+        value = label_match(*args, pull=0.6, reverse=0.9)
+        assert torch.isfinite(value)
+        at_floor = [floored if a is collapsed else a for a in args]
+        assert value.item() == pytest.approx(label_match(*at_floor, pull=0.6, reverse=0.9).item())

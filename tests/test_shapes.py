@@ -35,6 +35,22 @@ def test_studio_preset_trains_finite_on_rgb_images(size, lr_factor):
     assert trainer.model.arch == "conv" and trainer.config.arch == "auto"
 
 
+def test_studio_preset_at_three_times_its_rate_stays_finite_on_28px_grey_digits():
+    # The shape matrix's 28 px grey cases at lr x3: an image log-variance overshot to -30 within
+    # ten steps and the label match (which divides by it) overflowed at step 29.
+    data = coloured_digits(28, 1, 10, train_per_label=200, test_per_label=2, seed=0)
+    config = preset("studio")
+    config = config.with_values(lr=config.lr * 3, seed=0, device="cpu", eval_every_steps=10**9,
+                                snapshot_every_s=1e9, snapshot_size=20)
+    errors = []
+    trainer = Trainer(config, data, eval_size=None, num_threads=1,
+                      listener=lambda e: errors.append(e) if isinstance(e, ErrorEvent) else None)
+    summary = trainer.run(max_steps=40)
+    assert not errors and summary["state"] == "finished" and trainer.step_count == 40
+    assert all(math.isfinite(v) for v in trainer.history["label_match"])
+    assert trainer.history["label_match"][-1] < 1e4  # recovered, not merely finite
+
+
 def test_conv_model_stays_within_its_weight_budget_at_128_px():
     model = CLIPVAE.from_config(preset("studio"), (3, 128, 128), 10)
     assert model.arch == "conv"

@@ -55,6 +55,13 @@ def clip_prototype(z_image: torch.Tensor, y: torch.Tensor, label_latents: torch.
     return 0.5 * (image_to_label + label_to_image)
 
 
+# The match divides by one posterior's variance (each direction by the other's). A learning rate a
+# few times the preset's lets an encoder's log-variance overshoot to -30 or below within ten steps
+# (the KL resists it only linearly); exp(30) times a squared distance then overflows the loss. Real
+# posteriors stay far above the floor (log-variances -2 to -4 on digits), so it only cuts off runaways.
+MATCH_LOGVAR_FLOOR = -10.0
+
+
 def label_match(mu_x: torch.Tensor, logvar_x: torch.Tensor, mu_y: torch.Tensor, logvar_y: torch.Tensor,
                 pull: float = 0.0, reverse: float = 0.0) -> torch.Tensor:
     """KL(q(z|x) || q(z|y)) per sample (summed over dimensions, batch mean), optionally mixed
@@ -65,10 +72,12 @@ def label_match(mu_x: torch.Tensor, logvar_x: torch.Tensor, mu_y: torch.Tensor, 
     mu_x (it covers the whole class, tails included, and some samples land among other classes).
     The reverse KL is mode-seeking: its optimum has the precision-weighted class mean and the
     harmonic mean of var_x (typical samples, less varied). `reverse` (0..1) is its share.
+    Both log-variances are floored at MATCH_LOGVAR_FLOOR here (only here).
     `pull` scales the gradient of the forward part that reaches the image side (0: image latents
     untouched; 1: the label posterior also acts as a class-conditional prior that draws each class
     together); the reverse part never moves the image side.
     """
+    logvar_x, logvar_y = logvar_x.clamp(min=MATCH_LOGVAR_FLOOR), logvar_y.clamp(min=MATCH_LOGVAR_FLOOR)
     mu_xp = mu_x.detach() + pull * (mu_x - mu_x.detach())  # same value, gradient times pull
     logvar_xp = logvar_x.detach() + pull * (logvar_x - logvar_x.detach())
     forward = 0.5 * (logvar_y - logvar_xp + (logvar_xp.exp() + (mu_xp - mu_y).pow(2)) * torch.exp(-logvar_y) - 1)
