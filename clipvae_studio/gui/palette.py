@@ -44,7 +44,7 @@ def label_color(i: int) -> QColor:
     """The colour of label `i` (a new QColor each call; callers may change it)."""
     i = int(i) % MAX_LABELS
     # Tableau 10 directly: the extra colours are computed only when a dataset has more labels
-    return QColor(TABLEAU10[i] if i < len(TABLEAU10) else categorical_hex(i + 1)[i])
+    return QColor(TABLEAU10[i] if i < len(TABLEAU10) else _categorical().colour(i))
 
 
 def label_hex(i: int) -> str:
@@ -104,6 +104,10 @@ class _Categorical:
         for seed in _srgb_to_lab(seeds):
             self.nearest = np.minimum(self.nearest, np.linalg.norm(self.lab - seed, axis=1))
         self.colours = list(TABLEAU10)
+
+    def colour(self, i: int) -> str:
+        self.up_to(i + 1)
+        return self.colours[i]
 
     def up_to(self, count: int) -> tuple[str, ...]:
         while len(self.colours) < count:
