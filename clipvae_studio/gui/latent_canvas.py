@@ -25,7 +25,7 @@ from ..core.projection import (IdentityProjection, LabelPlaneProjection, Neighbo
                                PlaneProjection)
 from . import interaction
 from .map_fitter import ExtrapolationShade, MapFitter
-from .name_items import LazyItems
+from .name_items import LazyItems, view_pixels
 from .pyqtgraph_compat import (auto_range_in_progress, forget_zoom_target, move_points, scatter_pixel_padding,
                                skip_auto_range, skip_hover_while_dragging)
 from .palette import label_brushes, label_color
@@ -686,9 +686,7 @@ class LatentCanvas(QWidget):
         viewport = (self.plot_widget.width(), self.plot_widget.height())
         box = texts[0].boundingRect()
         box = (box.width(), box.height())
-        # map -> view box -> scene -> the plot's viewport pixels, for every star at once
-        m = self.view_box.childTransform() * self.view_box.sceneTransform() * self.plot_widget.viewportTransform()
-        anchors = stars @ np.array([[m.m11(), m.m12()], [m.m21(), m.m22()]]) + np.array([m.dx(), m.dy()])
+        anchors = view_pixels(self.view_box, self.plot_widget, stars)
         chosen = set(names_to_show(anchors, counts, box_px=box, viewport_px=viewport))
         if not chosen:  # new points the view has not caught up with (its auto-range runs at the next
             # paint): name them as the view that shows them all will, not none until the view changes

@@ -10,8 +10,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from ..label_names import MAX_NAMES, bounds, elide, names_to_show, to_pixels
-from ..name_items import LazyItems
+from ..label_names import MAX_NAMES, elide, names_to_show
+from ..name_items import LazyItems, view_pixels
 from ..palette import label_brushes, label_color
 from ..style import current_theme, style_plot
 from .image_view import PixelImageView
@@ -73,6 +73,7 @@ class ClusterView(QWidget):
         self.scatter = pg.ScatterPlotItem(pen=None, size=6, pxMode=True)
         self.scatter.sigClicked.connect(self._clicked)
         self.plot_item.addItem(self.scatter)
+        self.plot_item.getViewBox().sigTransformChanged.connect(lambda *_: self._show_names())
         self.label_names: list[str] = []
         self.anchor_item = pg.ScatterPlotItem(size=18, symbol="star", pxMode=True)
         self.anchor_item.setZValue(10)
@@ -220,28 +221,34 @@ class ClusterView(QWidget):
         n = min(len(e.label_xy), len(self.anchor_texts))
         self.anchor_item.setData(x=e.label_xy[:n, 0], y=e.label_xy[:n, 1], brush=label_brushes(n, 255),
                                  pen=pg.mkPen("#202020", width=1.3))
-        shown = self._names_to_show(e, n)
+        self.plot_item.autoRange()
+        self._show_names()
+
+    def _show_names(self) -> None:
+        """Every label's name with few labels; with many, those of the largest clusters in view
+        whose names do not cover one another (gui/label_names.py), again after each zoom or pan."""
+        e = self.embedding
+        n = 0 if e is None else min(len(e.label_xy), len(self.anchor_texts))
+        if n <= MAX_NAMES:
+            shown = set(range(n))
+        else:
+            view_box = self.plot_item.getViewBox()
+            r = view_box.viewRect()
+            stars = e.label_xy[:n]
+            inside = (stars[:, 0] >= r.left()) & (stars[:, 0] <= r.right()) & (stars[:, 1] >= r.top()) \
+                & (stars[:, 1] <= r.bottom())
+            sizes = np.bincount(np.asarray(e.labels, dtype=np.int64), minlength=n)[:n] * inside
+            box = self.anchor_texts[0].boundingRect()
+            viewport = (self.plot_widget.width(), self.plot_widget.height())
+            shown = set(names_to_show(view_pixels(view_box, self.plot_widget, stars), sizes,
+                                      box_px=(box.width(), box.height()), viewport_px=viewport))
         for i, text in self.anchor_texts.made():
-            if i not in shown:
+            if i not in shown and text.isVisible():
                 text.hide()
-        for i in shown:
+        for i in sorted(shown):
             text = self.anchor_texts[i]
             text.setPos(float(e.label_xy[i, 0]), float(e.label_xy[i, 1]))
             text.show()
-        self.plot_item.autoRange()
-
-    def _names_to_show(self, e, n: int) -> set[int]:
-        """Every label's name with few labels; with many, those of the largest clusters whose names
-        do not cover one another, as the whole figure shows (gui/label_names.py)."""
-        if n <= MAX_NAMES:
-            return set(range(n))
-        stars = e.label_xy[:n]
-        rect = bounds(e.image_xy, stars)
-        viewport = (max(self.plot_widget.width(), 200), max(self.plot_widget.height(), 150))
-        box = self.anchor_texts[0].boundingRect()
-        sizes = np.bincount(np.asarray(e.labels, dtype=np.int64), minlength=n)[:n]
-        return set(names_to_show(to_pixels(stars, rect, viewport), sizes, box_px=(box.width(), box.height()),
-                                 viewport_px=viewport))
 
     def _clicked(self, _item, points, ev=None) -> None:
         if not len(points):
