@@ -7,7 +7,6 @@ own process (offscreen Qt). Prints one JSON object.
     python benchmarks/gui_labels.py --labels 10,40 --moves 10 --repeats 3 --points 500   # a smoke run
     python benchmarks/gui_labels.py --interleaved 5   # one process, the label counts in turn
 
-
 - startup_s: MainWindow built on the dataset until shown with its model loaded (Start enabled);
 - drag: real mouse moves on the map during a left drag (explorer_latency.drag_latencies);
 - scatter: LatentCanvas.set_snapshot with --points points of every label, then a synchronous
@@ -16,7 +15,8 @@ own process (offscreen Qt). Prints one JSON object.
 --interleaved R measures in ONE process, the label counts taking turns R times (after a warm-up
 window), so that a busy machine slows every count alike: the start-up, split into the model's part
 (the trainer, its inference copy and first snapshot, built on the GUI thread: core/) and the rest
-(the window's), and the scatter update on bare canvases. Each as wall and CPU (this thread) time.
+(the window's), and the scatter update on bare canvases. Each as wall and CPU (this thread) time;
+model_<part>_wall_s: the model's part by function.
 """
 from __future__ import annotations
 
@@ -112,27 +112,32 @@ class ModelClock:
         from clipvae_studio.core import explore, trainer
 
         self.wall = self.cpu = 0.0
+        self.parts: dict[str, float] = {}  # wall seconds per wrapped function
         self._patched = [(trainer.Trainer, "__init__"), (trainer.Trainer, "latent_snapshot"),
                          (explore, "inference_copy")]
         self._saved = [getattr(owner, name) for owner, name in self._patched]
 
     def __enter__(self):
         for (owner, name), original in zip(self._patched, self._saved):
-            setattr(owner, name, self._timed(original))
+            setattr(owner, name, self._timed(original, name))
         return self
 
     def __exit__(self, *exc):
         for (owner, name), original in zip(self._patched, self._saved):
             setattr(owner, name, original)
 
-    def _timed(self, function):
+    def _timed(self, function, name):
+        key = {"__init__": "trainer"}.get(name, name)
+
         def timed(*a, **k):
             wall, cpu = time.perf_counter(), time.thread_time()
             try:
                 return function(*a, **k)
             finally:
-                self.wall += time.perf_counter() - wall
+                wall = time.perf_counter() - wall
+                self.wall += wall
                 self.cpu += time.thread_time() - cpu
+                self.parts[key] = self.parts.get(key, 0.0) + wall
         return timed
 
 
@@ -151,7 +156,8 @@ def startup_once(app, data) -> dict:
     window.deleteLater()
     app.processEvents()
     return {"wall_s": wall, "cpu_s": cpu, "model_wall_s": model.wall, "model_cpu_s": model.cpu,
-            "window_wall_s": wall - model.wall, "window_cpu_s": cpu - model.cpu}
+            "window_wall_s": wall - model.wall, "window_cpu_s": cpu - model.cpu,
+            **{f"model_{key}_wall_s": seconds for key, seconds in model.parts.items()}}
 
 
 def scatter_canvases(app, counts, args):
