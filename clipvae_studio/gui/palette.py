@@ -87,6 +87,11 @@ def _srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1)
 
 
+def _squared_distances(points: np.ndarray, point: np.ndarray) -> np.ndarray:
+    d = points - point
+    return np.einsum("ij,ij->i", d, d)
+
+
 class _Categorical:
     """The greedy choice below, kept between calls: each colour depends only on those before it,
     so a dataset with 40 labels computes 30 extra colours, not MAX_LABELS (~1 ms each), and a
@@ -100,9 +105,10 @@ class _Categorical:
         keep = (lab[:, 0] >= LIGHTNESS[0]) & (lab[:, 0] <= LIGHTNESS[1]) & (chroma >= 20)
         self.rgb, self.lab = rgb[keep], lab[keep]
         seeds = np.array([[int(h[k:k + 2], 16) / 255 for k in (1, 3, 5)] for h in TABLEAU10])
-        self.nearest = np.full(len(self.lab), np.inf)  # each candidate's distance to the chosen
+        # each candidate's squared distance to the nearest colour chosen (squared: the same order)
+        self.nearest = np.full(len(self.lab), np.inf)
         for seed in _srgb_to_lab(seeds):
-            self.nearest = np.minimum(self.nearest, np.linalg.norm(self.lab - seed, axis=1))
+            np.minimum(self.nearest, _squared_distances(self.lab, seed), out=self.nearest)
         self.colours = list(TABLEAU10)
 
     def colour(self, i: int) -> str:
@@ -113,7 +119,7 @@ class _Categorical:
         while len(self.colours) < count:
             k = int(np.argmax(self.nearest))
             self.colours.append("#%02x%02x%02x" % tuple(int(round(c * 255)) for c in self.rgb[k]))
-            self.nearest = np.minimum(self.nearest, np.linalg.norm(self.lab - self.lab[k], axis=1))
+            np.minimum(self.nearest, _squared_distances(self.lab, self.lab[k]), out=self.nearest)
         return tuple(self.colours[:count])
 
 
