@@ -48,19 +48,22 @@ def names_to_show(anchor_px, importance, box_px=(90.0, 18.0), max_names: int = M
     if len(weight) != len(xy):
         raise ValueError(f"{len(xy)} anchors but {len(weight)} importance values")
     w, h = box_px
+    # plain Python over at most max_names chosen boxes: numpy's per-call cost on such tiny arrays
+    # made this the dearest step of a 100-label map update
+    xs, ys, weights = xy[:, 0].tolist(), xy[:, 1].tolist(), weight.tolist()
+    finite = np.all(np.isfinite(xy), axis=1).tolist()
     chosen: list[int] = []
-    for i in np.argsort(-weight, kind="stable"):
-        if len(chosen) >= max_names or weight[i] <= 0:
+    for i in np.argsort(-weight, kind="stable").tolist():
+        if len(chosen) >= max_names or weights[i] <= 0:
             break
-        if not np.all(np.isfinite(xy[i])):
+        if not finite[i]:
             continue
-        if viewport_px is not None and not (0 <= xy[i, 0] <= viewport_px[0] and 0 <= xy[i, 1] <= viewport_px[1]):
+        x, y = xs[i], ys[i]
+        if viewport_px is not None and not (0 <= x <= viewport_px[0] and 0 <= y <= viewport_px[1]):
             continue
-        if chosen:
-            d = np.abs(xy[chosen] - xy[i])
-            if np.any((d[:, 0] < w) & (d[:, 1] < h)):
-                continue
-        chosen.append(int(i))
+        if any(abs(xs[j] - x) < w and abs(ys[j] - y) < h for j in chosen):
+            continue
+        chosen.append(i)
     return chosen
 
 

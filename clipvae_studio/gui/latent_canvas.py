@@ -25,6 +25,7 @@ from ..core.projection import (IdentityProjection, LabelPlaneProjection, Neighbo
                                PlaneProjection)
 from . import interaction
 from .map_fitter import ExtrapolationShade, MapFitter
+from .name_items import LazyItems, view_pixels
 from .pyqtgraph_compat import (auto_range_in_progress, forget_zoom_target, move_points, scatter_pixel_padding,
                                skip_auto_range, skip_hover_while_dragging)
 from .palette import label_brushes, label_color
@@ -220,7 +221,9 @@ class LatentCanvas(QWidget):
         self.anchor_item = _PassiveScatter(size=15, symbol="star", pxMode=True)
         self.anchor_item.setZValue(10)
         self.view_box.addItem(self.anchor_item)
-        self.anchor_texts: list[pg.TextItem] = []
+        # One name per label, built when first shown (gui/name_items.py): a dozen show at most.
+        self.anchor_texts: LazyItems[pg.TextItem] = LazyItems(0, self._make_name)
+        self._anchor_uv = np.zeros((0, 2))  # the label latents on the map, as last drawn
         # One point at the item's origin, moved with setPos: setData would make the view box
         # recompute its auto-range over every item on each drag move (~2 ms).
         self.marker = _PassiveScatter(x=[0.0], y=[0.0], size=17, symbol="crosshair", pxMode=True, brush=None)
@@ -286,8 +289,8 @@ class LatentCanvas(QWidget):
         self.model = model
         if model is not None and len(model.label_names) != len(self.label_names):
             self._set_label_names(model.label_names)
-        elif model is not None:
-            self.label_names = list(model.label_names)
+        elif model is not None and list(model.label_names) != self.label_names:
+            self._rename_labels(model.label_names)
         self._refresh_picked()
 
     def set_dataset(self, dataset) -> None:
@@ -304,7 +307,8 @@ class LatentCanvas(QWidget):
         self._forget_maps()
         self.scatter.setData(x=[], y=[])
         self.anchor_item.setData(x=[], y=[])
-        for text in self.anchor_texts:
+        self._anchor_uv = np.zeros((0, 2))
+        for _, text in self.anchor_texts.made():
             text.hide()
         self.marker.hide()
         self.picked_uv = self._picked_z = self._picked_z_uv = None
@@ -421,15 +425,24 @@ class LatentCanvas(QWidget):
         """Map coordinates of the snapshot's points (N x 2), in snapshot order."""
         return self._uv
 
+    def shown_names(self) -> list[int]:
+        """The labels whose names the map shows now (builds no name item)."""
+        return [i for i, text in self.anchor_texts.made() if text.isVisible()]
+
     def apply_theme(self) -> None:
         style_plot(self.plot_widget)
         dark = current_theme() == "dark"
         self.marker.setPen(pg.mkPen("#ffffff" if dark else "#111111", width=2.5))
         self.anchor_item.setPen(pg.mkPen("#ffffff" if dark else "#202020", width=1.3))
-        for text in self.anchor_texts:
-            text.setColor("#f0f0f0" if dark else "#111111")
-            text.fill = pg.mkBrush(QColor(30, 31, 34, 170) if dark else QColor(255, 255, 255, 190))
-            text.update()
+        for _, text in self.anchor_texts.made():
+            self._style_name(text)
+
+    @staticmethod
+    def _style_name(text: pg.TextItem) -> None:
+        dark = current_theme() == "dark"
+        text.setColor("#f0f0f0" if dark else "#111111")
+        text.fill = pg.mkBrush(QColor(30, 31, 34, 170) if dark else QColor(255, 255, 255, 190))
+        text.update()
 
     def eventFilter(self, watched, event) -> bool:
         if event.type() == QEvent.Type.Leave and watched is self.plot_widget.viewport():
@@ -443,23 +456,34 @@ class LatentCanvas(QWidget):
         self._point_brushes = label_brushes(n)
         self.scatter.setData(x=[], y=[])
         self._labels_key = None
-        for text in self.anchor_texts:
+        for _, text in self.anchor_texts.made():
             self.view_box.removeItem(text)
-        self.anchor_texts = []
-        for i, name in enumerate(self.label_names):
-            text = pg.TextItem(elide(name), anchor=(0.5, 1.25), border=pg.mkPen(label_color(i), width=1))
-            text.setToolTip(str(name))
-            font = text.textItem.font()
-            font.setPointSizeF(8.5)
-            font.setBold(True)
-            text.setFont(font)
-            text.setZValue(11)
-            self.view_box.addItem(text, ignoreBounds=True)
-            text.hide()
-            self.anchor_texts.append(text)
+        self.anchor_texts = LazyItems(n, self._make_name)
+        self.anchor_item.setData(x=[], y=[])  # the next draw colours the stars for these labels
+        self._anchor_uv = np.zeros((0, 2))
         self._anchor_brushes = label_brushes(n, alpha=255)
-        self._labels_key = None
-        self.apply_theme()
+
+    def _rename_labels(self, names) -> None:
+        """The same number of labels under other names (another model): the names built so far
+        follow; the others are built with the new names when first shown."""
+        self.label_names = list(names)
+        for i, text in self.anchor_texts.made():
+            text.setText(elide(self.label_names[i]))
+            text.setToolTip(str(self.label_names[i]))
+
+    def _make_name(self, i: int) -> pg.TextItem:
+        name = self.label_names[i]
+        text = pg.TextItem(elide(name), anchor=NAME_PLACES[0], border=pg.mkPen(label_color(i), width=1))
+        text.setToolTip(str(name))
+        font = text.textItem.font()
+        font.setPointSizeF(8.5)
+        font.setBold(True)
+        text.setFont(font)
+        text.setZValue(11)
+        self._style_name(text)
+        text.hide()
+        self.view_box.addItem(text, ignoreBounds=True)
+        return text
 
     def _update_mode_availability(self, z_dim) -> None:
         model = self.projection_combo.model()
@@ -613,10 +637,11 @@ class LatentCanvas(QWidget):
         else:
             move_points(self.scatter, self._uv[:, 0], self._uv[:, 1])
         anchors = self.projection.project(snapshot.label_mu) if len(snapshot.label_mu) else np.zeros((0, 2))
-        self.anchor_item.setData(x=anchors[:, 0], y=anchors[:, 1], brush=self._anchor_brushes[:len(anchors)])
-        for text, (u, v) in zip(self.anchor_texts, anchors):
-            text.setPos(float(u), float(v))
-            text.show()
+        if len(anchors) and len(self.anchor_item.data) == len(anchors):
+            move_points(self.anchor_item, anchors[:, 0], anchors[:, 1])  # the same stars: colours kept
+        else:  # (setData styles every star again: ~40 us each)
+            self.anchor_item.setData(x=anchors[:, 0], y=anchors[:, 1], brush=self._anchor_brushes[:len(anchors)])
+        self._anchor_uv = anchors
         self._place_names()
         if self.picked_uv is not None:
             self.set_marker(*self.picked_uv)
@@ -624,12 +649,20 @@ class LatentCanvas(QWidget):
     def _place_names(self) -> None:
         """Keep the label names from covering each other where label latents lie close together
         on the map (names are a fixed size on screen, so this follows zooms too). With more labels
-        than fit (gui/label_names.py), only the names of the labels with most points in view show."""
-        self._choose_names()
+        than fit (gui/label_names.py), only the names of the labels with most points in view show;
+        only those are moved (and built: gui/name_items.py)."""
+        shown = self._names_to_show()
+        for i, text in self.anchor_texts.made():
+            if i not in shown and text.isVisible():
+                text.hide()
         placed = []
-        for text in self.anchor_texts:
+        for i in sorted(shown):
+            text = self.anchor_texts[i]
+            u, v = (float(c) for c in self._anchor_uv[i])
+            if text.pos().x() != u or text.pos().y() != v:
+                text.setPos(u, v)
             if not text.isVisible():
-                continue
+                text.show()
             text.updateTransform()  # the view may have changed before the text heard of it
             for place in NAME_PLACES:
                 if tuple(text.anchor) != place:
@@ -642,28 +675,29 @@ class LatentCanvas(QWidget):
                 rect = text.mapRectToScene(text.boundingRect())
             placed.append(rect)
 
-    def _choose_names(self) -> None:
+    def _names_to_show(self) -> set[int]:
         texts, snap = self.anchor_texts, self.snapshot
-        if len(texts) <= MAX_NAMES or snap is None or len(self._uv) != len(snap.labels):
-            return
+        count = min(len(texts), len(self._anchor_uv))
+        if snap is None or count == 0:
+            return set()
+        if len(texts) <= MAX_NAMES:
+            return set(range(count))
+        if len(self._uv) != len(snap.labels):
+            return set(self.shown_names())
+        stars = self._anchor_uv[:count]
         r = self.view_box.viewRect()
-        counts = points_in_view(self._uv, snap.labels, (r.left(), r.top(), r.right(), r.bottom()), len(texts))
+        counts = points_in_view(self._uv, snap.labels, (r.left(), r.top(), r.right(), r.bottom()), count)
         viewport = (self.plot_widget.width(), self.plot_widget.height())
         box = texts[0].boundingRect()
         box = (box.width(), box.height())
-        anchors = []
-        for text in texts:
-            pos = self.plot_widget.mapFromScene(self.view_box.mapViewToScene(text.pos()))
-            anchors.append((pos.x(), pos.y()))
+        anchors = view_pixels(self.view_box, self.plot_widget, stars)
         chosen = set(names_to_show(anchors, counts, box_px=box, viewport_px=viewport))
         if not chosen:  # new points the view has not caught up with (its auto-range runs at the next
             # paint): name them as the view that shows them all will, not none until the view changes
-            stars = [(t.pos().x(), t.pos().y()) for t in texts]
             rect = label_bounds(self._uv, stars)
-            counts = points_in_view(self._uv, snap.labels, rect, len(texts))
+            counts = points_in_view(self._uv, snap.labels, rect, count)
             chosen = set(names_to_show(to_pixels(stars, rect, viewport), counts, box_px=box, viewport_px=viewport))
-        for i, text in enumerate(texts):
-            text.setVisible(i in chosen)
+        return chosen
 
     def _say_neighbourhood_map(self) -> None:
         # short enough to stay whole beside the Fit button at the window's minimum size

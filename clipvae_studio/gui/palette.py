@@ -44,7 +44,7 @@ def label_color(i: int) -> QColor:
     """The colour of label `i` (a new QColor each call; callers may change it)."""
     i = int(i) % MAX_LABELS
     # Tableau 10 directly: the extra colours are computed only when a dataset has more labels
-    return QColor(TABLEAU10[i] if i < len(TABLEAU10) else categorical_hex()[i])
+    return QColor(TABLEAU10[i] if i < len(TABLEAU10) else _categorical().colour(i))
 
 
 def label_hex(i: int) -> str:
@@ -87,23 +87,49 @@ def _srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1)
 
 
+def _squared_distances(points: np.ndarray, point: np.ndarray) -> np.ndarray:
+    d = points - point
+    return np.einsum("ij,ij->i", d, d)
+
+
+class _Categorical:
+    """The greedy choice below, kept between calls: each colour depends only on those before it,
+    so a dataset with 40 labels computes 30 extra colours, not MAX_LABELS (~1 ms each), and a
+    later dataset with more labels goes on from there."""
+
+    def __init__(self):
+        steps = np.linspace(0.0, 1.0, 20)
+        rgb = np.stack(np.meshgrid(steps, steps, steps, indexing="ij"), -1).reshape(-1, 3)
+        lab = _srgb_to_lab(rgb)
+        chroma = np.hypot(lab[:, 1], lab[:, 2])
+        keep = (lab[:, 0] >= LIGHTNESS[0]) & (lab[:, 0] <= LIGHTNESS[1]) & (chroma >= 20)
+        self.rgb, self.lab = rgb[keep], lab[keep]
+        seeds = np.array([[int(h[k:k + 2], 16) / 255 for k in (1, 3, 5)] for h in TABLEAU10])
+        # each candidate's squared distance to the nearest colour chosen (squared: the same order)
+        self.nearest = np.full(len(self.lab), np.inf)
+        for seed in _srgb_to_lab(seeds):
+            np.minimum(self.nearest, _squared_distances(self.lab, seed), out=self.nearest)
+        self.colours = list(TABLEAU10)
+
+    def colour(self, i: int) -> str:
+        self.up_to(i + 1)
+        return self.colours[i]
+
+    def up_to(self, count: int) -> tuple[str, ...]:
+        while len(self.colours) < count:
+            k = int(np.argmax(self.nearest))
+            self.colours.append("#%02x%02x%02x" % tuple(int(round(c * 255)) for c in self.rgb[k]))
+            np.minimum(self.nearest, _squared_distances(self.lab, self.lab[k]), out=self.nearest)
+        return tuple(self.colours[:count])
+
+
 @lru_cache(maxsize=1)
-def categorical_hex() -> tuple[str, ...]:
-    """MAX_LABELS colours: Tableau 10, then each next colour the sRGB candidate (a 20-step cube,
-    kept to LIGHTNESS and away from greys) farthest in CIELAB from every colour before it."""
-    steps = np.linspace(0.0, 1.0, 20)
-    rgb = np.stack(np.meshgrid(steps, steps, steps, indexing="ij"), -1).reshape(-1, 3)
-    lab = _srgb_to_lab(rgb)
-    chroma = np.hypot(lab[:, 1], lab[:, 2])
-    keep = (lab[:, 0] >= LIGHTNESS[0]) & (lab[:, 0] <= LIGHTNESS[1]) & (chroma >= 20)
-    rgb, lab = rgb[keep], lab[keep]
-    seeds = np.array([[int(h[k:k + 2], 16) / 255 for k in (1, 3, 5)] for h in TABLEAU10])
-    nearest = np.full(len(lab), np.inf)
-    for seed in _srgb_to_lab(seeds):
-        nearest = np.minimum(nearest, np.linalg.norm(lab - seed, axis=1))
-    out = list(TABLEAU10)
-    while len(out) < MAX_LABELS:
-        k = int(np.argmax(nearest))
-        out.append("#%02x%02x%02x" % tuple(int(round(c * 255)) for c in rgb[k]))
-        nearest = np.minimum(nearest, np.linalg.norm(lab - lab[k], axis=1))
-    return tuple(out)
+def _categorical() -> _Categorical:
+    return _Categorical()
+
+
+def categorical_hex(count: int = MAX_LABELS) -> tuple[str, ...]:
+    """The first `count` (at most MAX_LABELS) colours: Tableau 10, then each next colour the sRGB
+    candidate (a 20-step cube, kept to LIGHTNESS and away from greys) farthest in CIELAB from every
+    colour before it."""
+    return _categorical().up_to(min(int(count), MAX_LABELS))

@@ -10,6 +10,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
+from ..label_names import MAX_NAMES, elide, names_to_show
+from ..name_items import LazyItems, view_pixels
 from ..palette import label_brushes, label_color
 from ..style import current_theme, style_plot
 from .image_view import PixelImageView
@@ -66,11 +68,17 @@ class ClusterView(QWidget):
         self.plot_item.hideAxis("bottom")
         self.plot_item.hideButtons()
         self.plot_item.setAspectLocked(True)
-        self.scatters: list[pg.ScatterPlotItem] = []
+        # One item for the dots of every label, coloured per dot; the names are built when first
+        # shown (gui/name_items.py): nothing here grows with the label count until a t-SNE is drawn.
+        self.scatter = pg.ScatterPlotItem(pen=None, size=6, pxMode=True)
+        self.scatter.sigClicked.connect(self._clicked)
+        self.plot_item.addItem(self.scatter)
+        self.plot_item.getViewBox().sigTransformChanged.connect(lambda *_: self._show_names())
+        self.label_names: list[str] = []
         self.anchor_item = pg.ScatterPlotItem(size=18, symbol="star", pxMode=True)
         self.anchor_item.setZValue(10)
         self.plot_item.addItem(self.anchor_item)
-        self.anchor_texts: list[pg.TextItem] = []
+        self.anchor_texts: LazyItems[pg.TextItem] = LazyItems(0, self._make_name)
         self.highlight = pg.ScatterPlotItem(size=16, symbol="o", pxMode=True, brush=None)
         self.highlight.setZValue(20)
         self.plot_item.addItem(self.highlight)
@@ -161,30 +169,23 @@ class ClusterView(QWidget):
 
     # --- drawing -------------------------------------------------------------------------------------
     def set_label_names(self, names) -> None:
-        names = list(names)
-        for item in self.scatters:
-            self.plot_item.removeItem(item)
-        brushes = label_brushes(len(names))
-        self.scatters = []
-        for i in range(len(names)):
-            item = pg.ScatterPlotItem(pen=None, size=6, pxMode=True, brush=brushes[i], name=names[i])
-            item.sigClicked.connect(self._clicked)
-            self.plot_item.addItem(item)
-            self.scatters.append(item)
-        for text in self.anchor_texts:
+        for _, text in self.anchor_texts.made():
             self.plot_item.removeItem(text)
-        self.anchor_texts = []
-        for i, name in enumerate(names):
-            text = pg.TextItem(name, anchor=(0.5, 1.3), border=pg.mkPen(label_color(i), width=1.5),
-                               fill=pg.mkBrush(255, 255, 255, 190))
-            text.setColor("#111111")
-            text.setZValue(11)
-            text.hide()
-            self.plot_item.addItem(text)
-            self.anchor_texts.append(text)
-        self.label_names = names
-        self.scores.set_label_names(names)
+        self.label_names = list(names)
+        self.anchor_texts = LazyItems(len(self.label_names), self._make_name)
+        self.scores.set_label_names(self.label_names)
         self.clear()
+
+    def _make_name(self, i: int) -> pg.TextItem:
+        name = self.label_names[i]
+        text = pg.TextItem(elide(name), anchor=(0.5, 1.3), border=pg.mkPen(label_color(i), width=1.5),
+                           fill=pg.mkBrush(255, 255, 255, 190))
+        text.setToolTip(str(name))
+        text.setColor("#111111")
+        text.setZValue(11)
+        text.hide()
+        self.plot_item.addItem(text)
+        return text
 
     def forget_embedding(self) -> None:
         """A new model is current: the embedding (and its "at step N") described the old one."""
@@ -205,29 +206,58 @@ class ClusterView(QWidget):
 
     def clear(self) -> None:
         self.embedding = None
-        for item in self.scatters:
-            item.setData(x=[], y=[])
+        self.scatter.setData(x=[], y=[])
         self.anchor_item.setData(x=[], y=[])
         self.highlight.setData(x=[], y=[])
-        for text in self.anchor_texts:
+        for _, text in self.anchor_texts.made():
             text.hide()
 
     def _draw(self) -> None:
         e = self.embedding
-        for i, item in enumerate(self.scatters):
-            rows = np.flatnonzero(e.labels == i)
-            item.setData(x=e.image_xy[rows, 0], y=e.image_xy[rows, 1], data=rows)
-        n = min(len(e.label_xy), len(self.scatters))
+        brushes = label_brushes(len(self.label_names))
+        fallback = pg.mkBrush(128, 128, 128, 160)
+        self.scatter.setData(x=e.image_xy[:, 0], y=e.image_xy[:, 1], data=np.arange(len(e.image_xy)),
+                             brush=[brushes[k] if k < len(brushes) else fallback for k in e.labels.tolist()])
+        n = min(len(e.label_xy), len(self.anchor_texts))
         self.anchor_item.setData(x=e.label_xy[:n, 0], y=e.label_xy[:n, 1], brush=label_brushes(n, 255),
                                  pen=pg.mkPen("#202020", width=1.3))
-        for text, (x, y) in zip(self.anchor_texts, e.label_xy):
-            text.setPos(float(x), float(y))
-            text.show()
         self.plot_item.autoRange()
+        self._show_names()
 
-    def _clicked(self, _item, points, _ev=None) -> None:
-        if len(points):
-            self.show_point(int(points[0].data()))
+    def _show_names(self) -> None:
+        """Every label's name with few labels; with many, those of the largest clusters in view
+        whose names do not cover one another (gui/label_names.py), again after each zoom or pan."""
+        e = self.embedding
+        n = 0 if e is None else min(len(e.label_xy), len(self.anchor_texts))
+        if n <= MAX_NAMES:
+            shown = set(range(n))
+        else:
+            view_box = self.plot_item.getViewBox()
+            r = view_box.viewRect()
+            stars = e.label_xy[:n]
+            inside = (stars[:, 0] >= r.left()) & (stars[:, 0] <= r.right()) & (stars[:, 1] >= r.top()) \
+                & (stars[:, 1] <= r.bottom())
+            sizes = np.bincount(np.asarray(e.labels, dtype=np.int64), minlength=n)[:n] * inside
+            box = self.anchor_texts[0].boundingRect()
+            viewport = (self.plot_widget.width(), self.plot_widget.height())
+            shown = set(names_to_show(view_pixels(view_box, self.plot_widget, stars), sizes,
+                                      box_px=(box.width(), box.height()), viewport_px=viewport))
+        for i, text in self.anchor_texts.made():
+            if i not in shown and text.isVisible():
+                text.hide()
+        for i in sorted(shown):
+            text = self.anchor_texts[i]
+            text.setPos(float(e.label_xy[i, 0]), float(e.label_xy[i, 1]))
+            text.show()
+
+    def _clicked(self, _item, points, ev=None) -> None:
+        if not len(points):
+            return
+        nearest = points[0]
+        if ev is not None:  # the dot nearest the pointer, of any label, when dots overlap
+            p = ev.pos()
+            nearest = min(points, key=lambda s: (s.pos().x() - p.x()) ** 2 + (s.pos().y() - p.y()) ** 2)
+        self.show_point(int(nearest.data()))
 
     def show_point(self, k: int) -> None:
         """Show embedded point k: its test image, the reconstruction and CLIP's scores."""
