@@ -134,6 +134,12 @@ class Studio:
         self.run_folders: str | None = None  # opt-in (keep_run_folders): training is recorded under it
         self.run_folder: str | None = None  # the current model's run folder, once it has trained
         self._run_folder_generation = -1
+        # A fresh model's settings are fitted to the data as on the command line (decoder heads
+        # off for many labels, shifts within small images): `defaults` is the preset they come
+        # from, `explicit` the fields the person set, which are kept; `fit_notes` says what changed.
+        self.defaults = config
+        self.explicit: set[str] = set()
+        self.fit_notes: list[str] = []
 
     # --- what views read -------------------------------------------------------------
     @property
@@ -208,9 +214,23 @@ class Studio:
         self.stop_and_wait()
         config = config or (self.trainer.config if self.trainer is not None else self.config)
         self.checkpoint_path = None
-        self.install(Trainer(config, self.dataset, publish_weights=True))
+        self.install(Trainer(self._fitted(config), self.dataset, publish_weights=True))
 
     reset = new_model
+
+    def use_preset(self, config: TrainConfig) -> None:
+        """A fresh model from a preset: its values are the defaults, nothing is set by hand yet."""
+        self.defaults, self.explicit = config, set()
+        self.new_model(config)
+
+    def _fitted(self, config: TrainConfig) -> TrainConfig:
+        from .validation import fit_to_dataset
+
+        if self.dataset is None:
+            return config
+        config, self.fit_notes = fit_to_dataset(config, self.dataset.image_shape, self.dataset.num_labels,
+                                                self.explicit, self.defaults)
+        return config
 
     def set_dataset(self, dataset, source=None, config: TrainConfig | None = None) -> None:
         """Train on `dataset` from now on (a fresh model)."""
@@ -381,6 +401,7 @@ class Studio:
         reads it on its next step), "rebuilt" (same weights, new trainer), "fresh" (a model field:
         new weights; ask first) or "locked" (needs a stopped trainer). Raises ValueError if invalid."""
         config = self.trainer.config.with_values(**{name: value})
+        self.explicit.add(name)
         if name in MODEL_FIELDS:
             self.new_model(config)
             return "fresh"

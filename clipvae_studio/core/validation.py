@@ -31,9 +31,17 @@ def max_shift(image_shape) -> int:
     return min(image_shape[1:]) // 4
 
 
-def fit_to_dataset(config: TrainConfig, image_shape, num_labels: int,
-                   explicit: set[str] = frozenset()) -> tuple[TrainConfig, list[str]]:
-    """A preset's defaults adjusted to the data (fields the person set themselves are kept); warnings say what changed."""
+FITTED_FIELDS = ("augment_px", "decoder_heads")  # the fields fit_to_dataset may change
+
+
+def fit_to_dataset(config: TrainConfig, image_shape, num_labels: int, explicit: set[str] = frozenset(),
+                   defaults: TrainConfig | None = None) -> tuple[TrainConfig, list[str]]:
+    """A preset's defaults adjusted to the data (fields the person set themselves are kept); warnings say what changed.
+
+    `defaults` (the preset): the fitted fields the person did not set start from its values, so
+    fitting again to other data undoes what the last fit changed (100 labels, then 10: heads on)."""
+    if defaults is not None:
+        config = config.with_values(**{name: getattr(defaults, name) for name in FITTED_FIELDS if name not in explicit})
     warnings = []
     if int(round(config.augment_px)) > max_shift(image_shape) and "augment_px" not in explicit:
         config = config.with_values(augment_px=float(max_shift(image_shape)))
@@ -42,7 +50,7 @@ def fit_to_dataset(config: TrainConfig, image_shape, num_labels: int,
     if config.decoder_heads and num_labels > MAX_DEFAULT_HEADS and "decoder_heads" not in explicit:
         config = config.with_values(decoder_heads=False)
         warnings.append(f"decoder_heads turned off: {num_labels} labels would each get a full-image output layer "
-                        f"(--set decoder_heads=true keeps them)")
+                        f"(setting decoder_heads to true keeps them)")
     return config, warnings
 
 

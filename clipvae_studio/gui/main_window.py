@@ -150,6 +150,7 @@ class MainWindow(FileActions, WindowActions, WindowMessages, WindowLayout, QMain
             self.studio.dataset = load_dataset("mnist5k")
         self.canvas.set_dataset(self.dataset)
         self.studio.new_model()
+        self._say_fit_notes()
         use_one_torch_thread_here()
         install_recovery(self)
         self._set_loading(False)
@@ -443,7 +444,8 @@ class MainWindow(FileActions, WindowActions, WindowMessages, WindowLayout, QMain
         self.preset_name = name
         self.preset_combo.setCurrentIndex(self.preset_combo.findData(name))
         self.settings.setValue("training/preset", name)
-        self.studio.new_model(preset(name))
+        self.studio.use_preset(preset(name))
+        self._say_fit_notes()
 
     def _fill_dataset_combo(self) -> None:
         combo = self.dataset_combo
@@ -508,8 +510,14 @@ class MainWindow(FileActions, WindowActions, WindowMessages, WindowLayout, QMain
         self.stop_and_wait()
         self.canvas.set_dataset(dataset)
         self.studio.set_dataset(dataset, source, self.settings_panel.config())
+        self._say_fit_notes()
         if dataset.warnings:
             self.show_message("Dataset warnings", "\n".join(dataset.warnings), "warning")
+
+    def _say_fit_notes(self) -> None:
+        """What the fresh model's settings changed for this data (the Settings dock shows the values)."""
+        if self.studio.fit_notes:
+            self.statusBar().showMessage("For this data: " + "; ".join(self.studio.fit_notes), 15000)
 
     def _on_dataset(self, _dataset) -> None:
         self.settings.setValue("data/kind", self.dataset_source[0])
