@@ -37,6 +37,18 @@ NEAR_SPACINGS, FAR_SPACINGS = 2.0, 6.0
 # point whose latent neighbours lie in two clusters lands in one of them, not in the gap between
 # (held-out click-to-class agreement .80 -> .90 on a 40-s model, at the ceiling its nearest point sets).
 PLACE_SPACINGS = 2.0
+# How the map compares latents: "cosine" (the angle, what CLIP scores) or "euclidean". The layout's
+# affinities and the forward map's neighbour search both use it; lift still mixes the raw latents.
+METRIC = "euclidean"
+
+
+def geometry(z: np.ndarray, metric: str | None = None) -> np.ndarray:
+    """The latents as the map compares them: unit vectors under the cosine metric (their Euclidean
+    distances order pairs as the angle does), unchanged under the Euclidean one."""
+    z = np.asarray(z, dtype=np.float64)
+    if (metric or METRIC) != "cosine":
+        return z
+    return z / np.maximum(np.linalg.norm(z, axis=-1, keepdims=True), 1e-12)
 
 
 def _rigid_alignment(moving: np.ndarray, fixed: np.ndarray) -> np.ndarray:
@@ -53,12 +65,12 @@ def _rigid_alignment(moving: np.ndarray, fixed: np.ndarray) -> np.ndarray:
 
 
 def tsne_layout(z: np.ndarray, previous: np.ndarray | None = None, seed: int = 0,
-                should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+                should_stop: Callable[[], bool] | None = None, metric: str | None = None) -> np.ndarray:
     """N x 2 layout of the latents z; from `previous` (same N) when given: warm, then aligned to it."""
     from openTSNE import TSNE, TSNEEmbedding, affinity
     from openTSNE.callbacks import Callback
 
-    z = np.asarray(z, dtype=np.float64)
+    z = geometry(z, metric)
     n = len(z)
     perplexity = float(min(PERPLEXITY, max(2.0, (n - 1) / 3.0)))
 
@@ -88,7 +100,10 @@ class NeighbourhoodMap(Projection):
     """The t-SNE map: update(z) fits it on the snapshot's image-latent means."""
     name = "neighbourhood"
 
-    def __init__(self):
+    def __init__(self, metric: str | None = None):
+        self.metric = metric or METRIC
+        if self.metric not in ("cosine", "euclidean"):
+            raise ValueError(f"unknown metric {self.metric!r}: 'cosine' or 'euclidean'")
         self.z = np.zeros((0, 0))  # the data latents, N x D
         self.uv = np.zeros((0, 2))  # their places on the map, N x 2
         self.spacing = 1.0
@@ -107,11 +122,11 @@ class NeighbourhoodMap(Projection):
         """Refit on new latents (warm from the current layout when the count is unchanged)."""
         z = np.asarray(z, dtype=np.float64)
         previous = self.uv if len(self.uv) == len(z) and self.z.shape == z.shape else None
-        return self.set_layout(z, tsne_layout(z, previous, should_stop=should_stop))
+        return self.set_layout(z, tsne_layout(z, previous, should_stop=should_stop, metric=self.metric))
 
     def fitted(self, z: np.ndarray, should_stop: Callable[[], bool] | None = None) -> "NeighbourhoodMap":
         """A new map fitted on z from this one's layout; this one is left as it was."""
-        successor = NeighbourhoodMap()
+        successor = NeighbourhoodMap(self.metric)
         successor.z, successor.uv = self.z, self.uv
         return successor.update(z, should_stop)
 
@@ -123,7 +138,7 @@ class NeighbourhoodMap(Projection):
         if len(z) != len(uv) or len(z) < 3:
             raise ValueError(f"a neighbourhood map needs >= 3 latents with one place each (got {len(z)}, {len(uv)})")
         self.z, self.uv = z, uv
-        self._latent_tree, self._map_tree = cKDTree(z), cKDTree(uv)
+        self._latent_tree, self._map_tree = cKDTree(geometry(z, self.metric)), cKDTree(uv)
         nearest, _ = self._map_tree.query(uv, k=2)
         gaps = nearest[:, 1][nearest[:, 1] > 0]
         self.spacing = float(np.median(gaps)) if len(gaps) else 1.0
@@ -139,7 +154,7 @@ class NeighbourhoodMap(Projection):
         if not self.is_fitted:
             raise RuntimeError("the neighbourhood map is not fitted yet")
         k = min(NEIGHBOURS, len(self.z))
-        distance, index = self._latent_tree.query(z, k=k)
+        distance, index = self._latent_tree.query(geometry(z, self.metric), k=k)
         places = self.uv[index]
         if places.ndim == 2:  # a single neighbour
             return places.astype(np.float64)
