@@ -31,7 +31,7 @@ from clipvae_studio.core import Trainer, load_dataset, preset
 from clipvae_studio.core.data import ImageDataset
 from clipvae_studio.core.decision_map import reencoded_scores
 from clipvae_studio.core.map_worker import fit_map, new_pool
-from clipvae_studio.core.neighbourhood_map import NeighbourhoodMap
+from clipvae_studio.core.neighbourhood_map import NeighbourhoodMap, geometry
 from clipvae_studio.core.projection import LabelPlaneProjection, PCAProjection
 
 KS = (7, 10)
@@ -100,6 +100,10 @@ def evaluate(name: str, projection, model, z_fit, labels_fit, z_held, num_labels
     for k in KS:
         out[f"neighbourhood_hit_k{k}"] = round(neighbourhood_hit(uv, labels_fit, k), 4)
         out[f"trustworthiness_k{k}"] = round(float(trustworthiness(z_fit, uv, n_neighbors=k)), 4)
+    if getattr(projection, "metric", "euclidean") != "euclidean":  # also under the metric the map keeps
+        out["metric"] = projection.metric
+        out[f"trustworthiness_k10_{projection.metric}"] = round(
+            float(trustworthiness(z_fit, uv, n_neighbors=10, metric=projection.metric)), 4)
     out["labels"] = label_shares(model, projection, uv, labels_fit, num_labels)
     own = clip_labels(model, z_held)
     lifted = clip_labels(model, projection.lift(projection.project(z_held)))
@@ -121,6 +125,8 @@ def ceilings(model, z_fit, labels_fit, z_held) -> dict:
     nearest = cKDTree(z_fit).query(z_held, k=1)[1]
     agree = (clip_labels(model, z_held) == clip_labels(model, z_fit[nearest])).mean()
     return {"latent_neighbourhood_hit_k10": round(neighbourhood_hit(z_fit, labels_fit, 10), 4),
+            # CLIP compares latents by angle: the same under the cosine metric (unit vectors)
+            "latent_neighbourhood_hit_k10_cosine": round(neighbourhood_hit(geometry(z_fit, "cosine"), labels_fit, 10), 4),
             "heldout_nearest_latent_agreement": round(float(agree), 4)}
 
 

@@ -110,3 +110,17 @@ def test_bad_layout_is_refused():
         NeighbourhoodMap().set_layout(np.zeros((2, 4)), np.zeros((2, 2)))
     collinear = NeighbourhoodMap().set_layout(np.eye(4), np.array([[0, 0], [1, 0], [2, 0], [3, 0.0]]))
     assert np.isfinite(collinear.lift(np.array([[1.5, 2.0]]))).all()
+
+
+def test_cosine_metric_places_a_latent_by_its_direction():
+    """Under the cosine metric (how CLIP compares latents) a latent twice as long points the same way
+    and lands on its point; lift still returns the raw data latents. An unknown metric is refused."""
+    z, _ = blobs(n_per=20, classes=3, dim=6)
+    uv = np.random.default_rng(1).normal(size=(len(z), 2))
+    cosine = NeighbourhoodMap(metric="cosine").set_layout(z, uv)
+    assert np.allclose(cosine.project(2.0 * z[:5]), uv[:5])
+    assert np.allclose(cosine.lift(uv), z)
+    euclidean = NeighbourhoodMap(metric="euclidean").set_layout(z, uv)
+    assert not np.allclose(euclidean.project(2.0 * z[:5]), uv[:5])  # the length counts there
+    with pytest.raises(ValueError, match="metric"):
+        NeighbourhoodMap(metric="manhattan")

@@ -155,3 +155,24 @@ def test_label_mixing_and_gallery_pictures_in_core(mnist5k):
     line = gallery_picture(model, "interpolate", n, seed=0, ends=ends)
     assert tuple(line.shape) == grid(1)
     assert torch.equal(gallery_picture(model, "noise", n, seed=4), gallery_picture(model, "noise", n, seed=4))
+
+
+def test_decode_keeps_an_inference_copys_label_latents_and_follows_a_training_model(mnist5k):
+    """A drag decodes a point per move: an inference copy (frozen weights) computes its label
+    latents once; a model that still trains is scored with its label latents of the moment."""
+    from clipvae_studio.core import Trainer, preset
+    from clipvae_studio.core.explore import label_latents_of
+
+    trainer = Trainer(preset("studio").with_values(width=32, depth=1, snapshot_size=50), mnist5k, eval_size=50)
+    copy = inference_copy(trainer.model)
+    z = np.random.default_rng(0).normal(size=(3, copy.z_dim)).astype(np.float32)
+    first = decode_points(copy, z)
+    assert label_latents_of(copy) is label_latents_of(copy)  # kept, not recomputed
+    assert torch.allclose(label_latents_of(copy), copy.label_latents())
+    assert np.allclose(first[1].z, z[1]) and np.allclose(decode_points(copy, z)[1].scores, first[1].scores)
+    live = trainer.model.eval()
+    before = decode_points(live, z)[0].direct_scores
+    with torch.no_grad():
+        for p in live.label_encoder.parameters():
+            p.add_(0.5)  # the live weights move (an optimiser step would)
+    assert not np.allclose(decode_points(live, z)[0].direct_scores, before)

@@ -14,6 +14,7 @@ class Decoded:
     image: np.ndarray  # float in [0, 1], H x W (grey) or H x W x C
     scores: np.ndarray  # CLIP p(label | decoded image re-encoded), sums to 1
     direct_scores: np.ndarray  # CLIP p(label | the latent point itself)
+    z: np.ndarray | None = None  # the latent point decoded (a view need not lift its map point again)
 
 
 def image_to_numpy(images: torch.Tensor) -> np.ndarray:
@@ -22,12 +23,25 @@ def image_to_numpy(images: torch.Tensor) -> np.ndarray:
     return arr[:, 0] if arr.shape[1] == 1 else arr.transpose(0, 2, 3, 1)
 
 
+def label_latents_of(model: CLIPVAE) -> torch.Tensor:
+    """The model's label latents; computed once per inference copy (frozen weights), since a drag
+    decodes a point per mouse move, and afresh for a model that may still be training."""
+    cached = getattr(model, "_frozen_label_latents", None)
+    if cached is not None:
+        return cached
+    with torch.no_grad():
+        protos = model.label_latents()
+    if getattr(model, "_frozen", False):
+        model._frozen_label_latents = protos
+    return protos
+
+
 @torch.no_grad()
 def decode_points(model: CLIPVAE, z: np.ndarray) -> list[Decoded]:
     """Decode N latent points; score each decoded image by encoding it again (what a user
     means by "what does CLIP think this image is") and score the point directly too."""
     zt = torch.as_tensor(np.atleast_2d(z), dtype=torch.float32, device=model.device)
-    protos = model.label_latents()  # once: a drag decodes a point per mouse move
+    protos = label_latents_of(model)
     direct_logits = model.clip_logits(zt, protos)
     # routed decoder heads: CLIP's label at the point picks the head (what decode_image does itself)
     images = model.decode_image(zt, direct_logits.argmax(1) if getattr(model, "decoder_heads", False) else None)
@@ -35,7 +49,8 @@ def decode_points(model: CLIPVAE, z: np.ndarray) -> list[Decoded]:
     scores = model.clip_scores(mu, protos).cpu().numpy()
     direct = direct_logits.softmax(dim=1).cpu().numpy()
     arrays = image_to_numpy(images)
-    return [Decoded(arrays[i], scores[i], direct[i]) for i in range(len(arrays))]
+    points = zt.cpu().numpy()
+    return [Decoded(arrays[i], scores[i], direct[i], points[i]) for i in range(len(arrays))]
 
 
 def decode_point(model: CLIPVAE, z: np.ndarray) -> Decoded:
@@ -48,4 +63,6 @@ def inference_copy(model: CLIPVAE, state_dict: dict | None = None) -> CLIPVAE:
     copy = CLIPVAE(**{**model.architecture(), "image_shape": model.image_shape,
                       "num_labels": model.num_labels})
     copy.load_state_dict(state_dict if state_dict is not None else model.state_dict())
-    return copy.eval().requires_grad_(False)
+    copy = copy.eval().requires_grad_(False)
+    copy._frozen = True  # its weights never change again: what it derives from them can be kept
+    return copy

@@ -151,16 +151,21 @@ class Explorer(QObject):
     def _picked(self, decoded: Decoded) -> None:
         self.steering.stop()
         u, v = self.canvas.picked_uv if self.canvas.picked_uv is not None else (0.0, 0.0)
-        self.current_z = np.asarray(self.canvas.latent_at(u, v), dtype=np.float32)
+        self.current_z = self._latent_of(decoded, u, v)
         self.point_panel.show_decoded(decoded, f"map point ({u:.2f}, {v:.2f})")
         self.pointShown.emit(decoded)
 
     def _pick_refreshed(self, decoded: Decoded) -> None:
         """The map or the weights changed: the Point dock shows the latent under the marker now."""
         u, v = self.canvas.picked_uv
-        self.current_z = np.asarray(self.canvas.latent_at(u, v), dtype=np.float32)
+        self.current_z = self._latent_of(decoded, u, v)
         self.point_panel.show_decoded(decoded, f"map point ({u:.2f}, {v:.2f})")
         self.pointShown.emit(decoded)
+
+    def _latent_of(self, decoded: Decoded, u: float, v: float) -> np.ndarray:
+        """The latent the canvas decoded at (u, v): carried by the decode (a drag move lifts once)."""
+        z = decoded.z if decoded.z is not None else self.canvas.latent_at(u, v)
+        return np.asarray(z, dtype=np.float32).copy()
 
     # --- shutdown ---------------------------------------------------------------------------------------
     def eventFilter(self, watched, event) -> bool:
