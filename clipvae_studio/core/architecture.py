@@ -72,22 +72,26 @@ def _grids(image_shape, stages: int) -> list[tuple[int, int]]:
     return grids
 
 
+def _taps(stage: int) -> int:
+    """Kernel taps of a stage and its mirror: the encoder's 3 x 3 convolution and the decoder's
+    4 x 4 transposed one, except the decoder's pixel-drawing stage (the first's mirror), 2 x 2
+    (networks._draw)."""
+    return 9 + (4 if stage == 0 else 16)
+
+
 def conv_macs(image_shape, channels) -> int:
     """Forward multiply-adds of one image through the encoder and decoder stacks."""
     c = image_shape[0]
     grids = _grids(image_shape, len(channels))
     ins = [c] + list(channels[:-1])
-    total = 0
-    for c_in, c_out, (gh, gw) in zip(ins, channels, grids):
-        total += c_in * c_out * gh * gw * (9 + 16)  # encoder 3x3 stride 2; the decoder's mirror: 4x4 transposed, stride 2
-    return total
+    return sum(c_in * c_out * gh * gw * _taps(i) for i, (c_in, c_out, (gh, gw)) in enumerate(zip(ins, channels, grids)))
 
 
 def conv_params(image_shape, channels, hidden: int = 256) -> int:
     """Approximate weights of both conv stacks and their dense ends."""
     c = image_shape[0]
     ins = [c] + list(channels[:-1])
-    convs = sum(c_in * c_out * (9 + 16) for c_in, c_out in zip(ins, channels))
+    convs = sum(c_in * c_out * _taps(i) for i, (c_in, c_out) in enumerate(zip(ins, channels)))
     gh, gw = _grids(image_shape, len(channels))[-1]
     dense = 2 * channels[-1] * gh * gw * hidden
     return convs + dense

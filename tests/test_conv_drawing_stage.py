@@ -1,0 +1,25 @@
+"""The conv decoder draws its pixels with 2 x 2 stride-2 transposed convolutions (core/networks.py
+_draw): one output patch per feature pixel, computed as a product per row. A conv checkpoint saved
+with the earlier 4 x 4 drawing stage is refused with a message naming the layer."""
+import pytest
+import torch
+from torch import nn
+
+from clipvae_studio.core import CheckpointError, CLIPVAE, load_checkpoint, preset, save_checkpoint
+
+
+def test_drawing_stage_is_a_patch_per_feature_pixel_and_matches_the_image():
+    model = CLIPVAE((3, 20, 20), 3, arch="conv", z_dim=4, width=16, decoder_heads=True)
+    decoder = model.image_decoder
+    assert all(tuple(h.kernel_size) == tuple(h.stride) == (2, 2) for h in decoder.heads)
+    assert decoder.trunk(torch.randn(2, 4)).shape[-1] * 2 >= 20  # the patches cover the image, then cropped
+    assert decoder(torch.randn(2, 4), torch.tensor([0, 2])).shape == (2, 3, 20, 20)
+
+
+def test_checkpoint_with_the_earlier_drawing_stage_is_refused_clearly(tmp_path):
+    model = CLIPVAE((3, 16, 16), 3, arch="conv", z_dim=4, width=16, decoder_heads=True)
+    c_in = model.image_decoder.channels[0]
+    model.image_decoder.heads = nn.ModuleList([nn.ConvTranspose2d(c_in, 3, 4, 2, 1) for _ in range(3)])
+    path = save_checkpoint(tmp_path / "old-conv.pt", model, preset("studio").with_values(arch="conv", z_dim=4, width=16))
+    with pytest.raises(CheckpointError, match=r"do not fit the architecture \(image_decoder\.heads\.0\.weight is"):
+        load_checkpoint(path)
