@@ -1,9 +1,9 @@
 """Studio training step at 64 x 64 RGB (conv net, routed heads), now against before, in one process.
 
-"before" is the same trainer with the two things this comparison is about put back as they were:
-the decoder's pixel-drawing stage as 4 x 4 stride-2 transposed convolutions (routed per row by a
-grouped transposed convolution) instead of 2 x 2 ones (a matrix product per row), and the BCE
-with one logarithm per pixel. Steps alternate between the contenders (one step each, in turn), so
+"before" is the same trainer with what this comparison is about put back as it was: the
+decoder's pixel-drawing stage as 4 x 4 stride-2 transposed convolutions from a map as wide as the
+encoder's first (routed per row by a grouped transposed convolution) instead of 2 x 2 ones from a
+map twice as wide (a matrix product per row), and the BCE with one logarithm per pixel. Steps alternate between the contenders (one step each, in turn), so
 a change in machine load hits both alike; per contender the minimum and the median step are
 reported. --clock cpu counts this thread's CPU time (with --threads 1 the figures hold up on a busy
 machine); wall is what a person waits. Prints one JSON object.
@@ -45,14 +45,19 @@ class _BCEOneLogPerValue(torch.autograd.Function):
 
 
 def _old_drawing_stage(trainer: Trainer) -> None:
-    """Swap the decoder's 2 x 2 drawing heads for fresh 4 x 4 stride-2 ones (the previous design)."""
+    """Put the previous design back: the decoder's last map as wide as the encoder's first
+    (not DRAW_WIDTH times), and the drawing heads 4 x 4 stride-2 transposed convolutions."""
     decoder = trainer.model.image_decoder
-    c_in = decoder.channels[0]
+    width = decoder.channels[0]
+    if len(decoder.up):
+        last = decoder.up[-3]  # [transposed conv, GroupNorm, GELU] per stage
+        decoder.up[-3] = nn.ConvTranspose2d(last.in_channels, width, 4, 2, 1)
+        decoder.up[-2] = nn.GroupNorm(min(8, width // 4), width)
     c_out = trainer.model.image_shape[0]
     if decoder.routed:
-        decoder.heads = nn.ModuleList([nn.ConvTranspose2d(c_in, c_out, 4, 2, 1) for _ in decoder.heads])
+        decoder.heads = nn.ModuleList([nn.ConvTranspose2d(width, c_out, 4, 2, 1) for _ in decoder.heads])
     else:
-        decoder.out = nn.ConvTranspose2d(c_in, c_out, 4, 2, 1)
+        decoder.out = nn.ConvTranspose2d(width, c_out, 4, 2, 1)
     trainer._optimizer = None  # rebuilt over the new parameters on the next step
 
 

@@ -72,29 +72,46 @@ def _grids(image_shape, stages: int) -> list[tuple[int, int]]:
     return grids
 
 
-def _taps(stage: int) -> int:
-    """Kernel taps of a stage and its mirror: the encoder's 3 x 3 convolution and the decoder's
-    4 x 4 transposed one, except the decoder's pixel-drawing stage (the first's mirror), 2 x 2
-    (networks._draw)."""
-    return 9 + (4 if stage == 0 else 16)
+DRAW_WIDTH = 2  # the decoder's last map, the one the pixels are drawn from: this many times channels[0]
+
+
+def decoder_widths(channels) -> list[int]:
+    """Channels of the decoder's maps, from the top map to the one the pixels are drawn from:
+    the encoder's mirrored, the last DRAW_WIDTH times wider (with more than one stage). The
+    drawing stage is a 2 x 2 transposed convolution (networks._draw): each feature pixel draws
+    its own 2 x 2 patch, so the features under a patch must say all of it; at 64 x 64 RGB,
+    reading 8 channels cost 1-2 % reconstruction nats against the 4 x 4 stage, 16 did not
+    (docs/performance.md)."""
+    widths = list(channels[::-1])
+    if len(widths) > 1:
+        widths[-1] *= DRAW_WIDTH
+    return widths
 
 
 def conv_macs(image_shape, channels) -> int:
-    """Forward multiply-adds of one image through the encoder and decoder stacks."""
+    """Forward multiply-adds of one image through the encoder and decoder stacks: 3 x 3 stride-2
+    convolutions down; 4 x 4 stride-2 transposed ones up, then the 2 x 2 drawing stage."""
     c = image_shape[0]
     grids = _grids(image_shape, len(channels))
     ins = [c] + list(channels[:-1])
-    return sum(c_in * c_out * gh * gw * _taps(i) for i, (c_in, c_out, (gh, gw)) in enumerate(zip(ins, channels, grids)))
+    encoder = sum(c_in * c_out * gh * gw * 9 for c_in, c_out, (gh, gw) in zip(ins, channels, grids))
+    widths = decoder_widths(channels) + [c]  # top map ... drawing map, image
+    grids_up = grids[::-1]  # each stage's input grid
+    decoder = sum(c_in * c_out * gh * gw * (4 if i == len(grids_up) - 1 else 16)
+                  for i, (c_in, c_out, (gh, gw)) in enumerate(zip(widths, widths[1:], grids_up)))
+    return encoder + decoder
 
 
 def conv_params(image_shape, channels, hidden: int = 256) -> int:
     """Approximate weights of both conv stacks and their dense ends."""
     c = image_shape[0]
     ins = [c] + list(channels[:-1])
-    convs = sum(c_in * c_out * _taps(i) for i, (c_in, c_out) in enumerate(zip(ins, channels)))
+    encoder = sum(c_in * c_out * 9 for c_in, c_out in zip(ins, channels))
+    widths = decoder_widths(channels) + [c]
+    decoder = sum(c_in * c_out * (4 if i == len(widths) - 2 else 16) for i, (c_in, c_out) in enumerate(zip(widths, widths[1:])))
     gh, gw = _grids(image_shape, len(channels))[-1]
     dense = 2 * channels[-1] * gh * gw * hidden
-    return convs + dense
+    return encoder + decoder + dense
 
 
 def fan_in_lr_scale(module: nn.Module, reference: int) -> float:

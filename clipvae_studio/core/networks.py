@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .architecture import conv_channels
+from .architecture import conv_channels, decoder_widths
 
 
 class ResidualBlock(nn.Sequential):
@@ -227,12 +227,13 @@ class ConvImageDecoder(nn.Module):
             nn.Linear(width, top * self.grid[0] * self.grid[1]), nn.GELU(),
         )
         layers = []
-        for c_in, c_out in zip(self.channels[::-1], self.channels[-2::-1]):
+        widths = decoder_widths(self.channels)  # the last, the map the pixels are drawn from, is wider
+        for c_in, c_out in zip(widths, widths[1:]):
             layers += [_double(c_in, c_out), nn.GroupNorm(min(8, c_out // 4), c_out), nn.GELU()]
         self.up = nn.Sequential(*layers)
 
         def draw():
-            return _draw(self.channels[0], c)
+            return _draw(widths[-1], c)
         if heads:
             self.heads = nn.ModuleList([draw() for _ in range(heads)])
         else:
