@@ -3,7 +3,8 @@
 "before" is the same trainer with what this comparison is about put back as it was: the
 decoder's pixel-drawing stage as 4 x 4 stride-2 transposed convolutions from a map as wide as the
 encoder's first (routed per row by a grouped transposed convolution) instead of 2 x 2 ones from a
-map twice as wide (a matrix product per row), and the BCE with one logarithm per pixel. Steps alternate between the contenders (one step each, in turn), so
+map twice as wide (a matrix product per row), the BCE with one logarithm per pixel, and the
+image shifts' background and margins found again for every batch (now kept per training image). Steps alternate between the contenders (one step each, in turn), so
 a change in machine load hits both alike; per contender the minimum and the median step are
 reported. --clock cpu counts this thread's CPU time (with --threads 1 the figures hold up on a busy
 machine); wall is what a person waits. Prints one JSON object.
@@ -78,7 +79,10 @@ def compare(size: int, labels: int, steps: int, threads: int, clock_name: str, w
     config = preset("studio").with_values(arch="conv", eval_every_steps=10**9, snapshot_every_s=1e9, snapshot_size=50)
     contenders = {"now": (Trainer(config, data, eval_size=None, num_threads=threads), fast_losses._BCEWithLogitsSum),
                   "before": (Trainer(config, data, eval_size=None, num_threads=threads), _BCEOneLogPerValue)}
-    _old_drawing_stage(contenders["before"][0])
+    before = contenders["before"][0]
+    _old_drawing_stage(before)
+    # and the shifts' margins found again in every batch, as they were
+    before._loss_terms = lambda x, y: before.model.loss_terms(x, y, before.loss_config)
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for i in range(warmup + steps):
         for name, (trainer, bce) in contenders.items():

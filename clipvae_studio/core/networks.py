@@ -199,10 +199,11 @@ def _double(c_in: int, c_out: int) -> nn.ConvTranspose2d:
 def _draw(c_in: int, c_out: int) -> nn.ConvTranspose2d:
     """The stage that draws the pixels: a 2 x 2 transposed convolution with stride 2, i.e. each
     feature pixel draws its own 2 x 2 block of output pixels (a 1 x 1 convolution and a pixel
-    shuffle); the 4 x 4 stages before it already blend neighbouring features. At 64 x 64 RGB its
-    8-in, 3-out 4 x 4 predecessor was a quarter of a training step (oneDNN runs so few channels
-    at a fraction of its speed), routed per label about as slow again; as a matrix product per
-    row (_patch_transpose) it costs a few ms (docs/performance.md)."""
+    shuffle); the 4 x 4 stages before it blend neighbouring features, and the map it reads is
+    wider than the encoder's first (architecture.decoder_widths). At 64 x 64 RGB its 8-in,
+    3-out 4 x 4 predecessor, routed per label, was a quarter of a training step (oneDNN runs so
+    few channels at a fraction of its speed); as a matrix product per row (_patch_transpose),
+    reading 16 channels, it is ~20 ms of ~250 on one core (docs/performance.md)."""
     return nn.ConvTranspose2d(c_in, c_out, 2, 2)
 
 
