@@ -18,8 +18,11 @@ def test_drawing_stage_is_a_patch_per_feature_pixel_and_matches_the_image():
 
 def test_checkpoint_with_the_earlier_drawing_stage_is_refused_clearly(tmp_path):
     model = CLIPVAE((3, 16, 16), 3, arch="conv", z_dim=4, width=16, decoder_heads=True)
-    c_in = model.image_decoder.channels[0]
-    model.image_decoder.heads = nn.ModuleList([nn.ConvTranspose2d(c_in, 3, 4, 2, 1) for _ in range(3)])
+    decoder = model.image_decoder
+    width = decoder.channels[0]  # the earlier design: the last map as wide as the encoder's first
+    decoder.up[-3] = nn.ConvTranspose2d(decoder.up[-3].in_channels, width, 4, 2, 1)
+    decoder.up[-2] = nn.GroupNorm(min(8, width // 4), width)
+    decoder.heads = nn.ModuleList([nn.ConvTranspose2d(width, 3, 4, 2, 1) for _ in range(3)])
     path = save_checkpoint(tmp_path / "old-conv.pt", model, preset("studio").with_values(arch="conv", z_dim=4, width=16))
-    with pytest.raises(CheckpointError, match=r"do not fit the architecture \(image_decoder\.heads\.0\.weight is"):
+    with pytest.raises(CheckpointError, match=r"do not fit the architecture \(image_decoder\.up\.\d+\.weight is"):
         load_checkpoint(path)
