@@ -68,9 +68,10 @@ def test_one_label_batch_and_unrouted_decoder_draw_as_the_module_does():
     h = torch.randn(6, 4, 5, 7)
     with torch.no_grad():
         assert torch.allclose(routed_linear(heads, h, torch.full((6,), 2)), heads[2](h), atol=1e-5)
-        model = CLIPVAE((3, 20, 20), 4, arch="conv", z_dim=4, width=16).eval()  # one shared drawing stage
+        model = CLIPVAE((3, 60, 60), 4, arch="conv", z_dim=4, width=16).eval()  # one shared 2 x 2 drawing stage
         decoder, z = model.image_decoder, torch.randn(6, 4)
-        expected = decoder.out(decoder.trunk(z))[..., :20, :20]
+        assert tuple(decoder.out.kernel_size) == (2, 2)
+        expected = decoder.out(decoder.trunk(z))[..., :60, :60]
         assert torch.allclose(decoder(z), expected, atol=1e-5)
 
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .architecture import conv_channels, decoder_widths
+from .architecture import conv_channels, decoder_widths, patch_drawing
 
 
 class ResidualBlock(nn.Sequential):
@@ -196,15 +196,16 @@ def _double(c_in: int, c_out: int) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1)
 
 
-def _draw(c_in: int, c_out: int) -> nn.ConvTranspose2d:
-    """The stage that draws the pixels: a 2 x 2 transposed convolution with stride 2, i.e. each
+def _draw(c_in: int, c_out: int, patch: bool) -> nn.ConvTranspose2d:
+    """The stage that draws the pixels: 4 x 4 stride-2 like the stages before it, or with `patch`
+    (architecture.patch_drawing: large images) a 2 x 2 transposed convolution with stride 2, i.e. each
     feature pixel draws its own 2 x 2 block of output pixels (a 1 x 1 convolution and a pixel
     shuffle); the 4 x 4 stages before it blend neighbouring features, and the map it reads is
     wider than the encoder's first (architecture.decoder_widths). At 64 x 64 RGB its 8-in,
     3-out 4 x 4 predecessor, routed per label, was a quarter of a training step (oneDNN runs so
     few channels at a fraction of its speed); as a matrix product per row (_patch_transpose),
     reading 16 channels, it is ~20 ms of ~250 on one core (docs/performance.md)."""
-    return nn.ConvTranspose2d(c_in, c_out, 2, 2)
+    return nn.ConvTranspose2d(c_in, c_out, 2, 2) if patch else _double(c_in, c_out)
 
 
 class ConvImageDecoder(nn.Module):
@@ -233,8 +234,10 @@ class ConvImageDecoder(nn.Module):
             layers += [_double(c_in, c_out), nn.GroupNorm(min(8, c_out // 4), c_out), nn.GELU()]
         self.up = nn.Sequential(*layers)
 
+        patch = patch_drawing(self.channels)
+
         def draw():
-            return _draw(widths[-1], c)
+            return _draw(widths[-1], c, patch)
         if heads:
             self.heads = nn.ModuleList([draw() for _ in range(heads)])
         else:
@@ -254,7 +257,9 @@ class ConvImageDecoder(nn.Module):
     def forward(self, z: torch.Tensor, route: torch.Tensor | None = None) -> torch.Tensor:
         h = self.trunk(z)
         if not self.routed:
-            n = len(h)
+            if not _is_patch_transpose(self.out):
+                return self._crop(self.out(h))
+            n = len(h)  # oneDNN's 2 x 2 transposed convolution is slower than the product
             return self._crop(_patch_transpose(h, self.out.weight.expand(n, -1, -1, -1, -1), self.out.bias.expand(n, -1)))
         return self._crop(routed_linear(self.heads, h, route))
 
