@@ -12,6 +12,8 @@ def _heads(count: int, kind: str) -> nn.ModuleList:
     torch.manual_seed(count)
     if kind == "conv":
         return nn.ModuleList([nn.ConvTranspose2d(4, 3, 4, 2, 1) for _ in range(count)])
+    if kind == "patch":  # the conv decoder's drawing stage: kernel = stride (a product per row)
+        return nn.ModuleList([nn.ConvTranspose2d(4, 3, 2, 2) for _ in range(count)])
     return nn.ModuleList([nn.Linear(6, 5) for _ in range(count)])
 
 
@@ -28,7 +30,7 @@ def _grads(heads, h, out, seed):
 
 
 def test_batched_routing_equals_each_row_through_its_own_head():
-    for kind, shape in (("conv", (4, 5, 7)), ("linear", (6,))):
+    for kind, shape in (("conv", (4, 5, 7)), ("patch", (4, 5, 7)), ("linear", (6,))):
         heads = _heads(100, kind)
         h = torch.randn(37, *shape, requires_grad=True)
         route = torch.randint(0, 100, (37,), generator=torch.Generator().manual_seed(1))
@@ -40,7 +42,7 @@ def test_batched_routing_equals_each_row_through_its_own_head():
 
 
 def test_every_head_output_is_each_head_on_every_row():
-    for kind, shape in (("conv", (4, 3, 3)), ("linear", (6,))):
+    for kind, shape in (("conv", (4, 3, 3)), ("patch", (4, 3, 3)), ("linear", (6,))):
         heads = _heads(7, kind)
         h = torch.randn(5, *shape)
         expected = torch.stack([head(h) for head in heads], 1)
@@ -52,12 +54,25 @@ def _convolutions_in_a_step(num_labels: int) -> int:
     z, route = torch.randn(64, 4), torch.arange(64) % num_labels
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         model.decode_image_logits(z, route).sum().backward()
-    return sum(e.count for e in prof.key_averages() if e.key == "aten::convolution")
+    return sum(e.count for e in prof.key_averages() if e.key in ("aten::convolution", "aten::bmm"))
 
 
 def test_a_hundred_labels_take_as_many_convolutions_as_ten():
     # one call per head made a 100-label step several times slower than a 10-label one
     assert _convolutions_in_a_step(100) == _convolutions_in_a_step(10)
+
+
+def test_one_label_batch_and_unrouted_decoder_draw_as_the_module_does():
+    torch.manual_seed(3)
+    heads = _heads(5, "patch")
+    h = torch.randn(6, 4, 5, 7)
+    with torch.no_grad():
+        assert torch.allclose(routed_linear(heads, h, torch.full((6,), 2)), heads[2](h), atol=1e-5)
+        model = CLIPVAE((3, 60, 60), 4, arch="conv", z_dim=4, width=16).eval()  # one shared 2 x 2 drawing stage
+        decoder, z = model.image_decoder, torch.randn(6, 4)
+        assert tuple(decoder.out.kernel_size) == (2, 2)
+        expected = decoder.out(decoder.trunk(z))[..., :60, :60]
+        assert torch.allclose(decoder(z), expected, atol=1e-5)
 
 
 def test_conv_decoder_routes_each_image_through_its_labels_head():

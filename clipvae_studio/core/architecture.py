@@ -72,25 +72,58 @@ def _grids(image_shape, stages: int) -> list[tuple[int, int]]:
     return grids
 
 
+DRAW_WIDTH = 2  # with a 2 x 2 drawing stage, the map it reads: this many times channels[0]
+PATCH_DRAW_MAX_WIDTH = 8  # the 2 x 2 drawing stage where the encoder's first width is at most this
+
+
+def patch_drawing(channels) -> bool:
+    """Whether the decoder draws the pixels with a 2 x 2 stride-2 transposed convolution (each
+    feature pixel its own patch, run as a product per row: networks._patch_transpose) instead of
+    the 4 x 4 one. Only where the first width is at its floor (images of ~64 px and more): there
+    the 4 x 4 stage over so few channels was the slowest layer of a step (oneDNN runs 8 channels
+    at a fraction of its speed). At 32 px (16 channels) the 2 x 2 stage saved little time and
+    cost ~2 % reconstruction nats (two seeds; docs/performance.md), so the 4 x 4 stays there."""
+    return len(channels) > 1 and channels[0] <= PATCH_DRAW_MAX_WIDTH
+
+
+def decoder_widths(channels) -> list[int]:
+    """Channels of the decoder's maps, from the top map to the one the pixels are drawn from:
+    the encoder's mirrored, the last DRAW_WIDTH times wider with a 2 x 2 drawing stage (each
+    feature pixel draws its whole patch, so the features under it must say all of it: at 64 x 64
+    RGB, reading 8 channels cost 0.7 % reconstruction nats, 16 did not; docs/performance.md)."""
+    widths = list(channels[::-1])
+    if patch_drawing(channels):
+        widths[-1] *= DRAW_WIDTH
+    return widths
+
+
 def conv_macs(image_shape, channels) -> int:
-    """Forward multiply-adds of one image through the encoder and decoder stacks."""
+    """Forward multiply-adds of one image through the encoder and decoder stacks: 3 x 3 stride-2
+    convolutions down; 4 x 4 stride-2 transposed ones up, the drawing stage 2 x 2 or 4 x 4."""
     c = image_shape[0]
     grids = _grids(image_shape, len(channels))
     ins = [c] + list(channels[:-1])
-    total = 0
-    for c_in, c_out, (gh, gw) in zip(ins, channels, grids):
-        total += c_in * c_out * gh * gw * (9 + 16)  # encoder 3x3 stride 2; the decoder's mirror: 4x4 transposed, stride 2
-    return total
+    encoder = sum(c_in * c_out * gh * gw * 9 for c_in, c_out, (gh, gw) in zip(ins, channels, grids))
+    widths = decoder_widths(channels) + [c]  # top map ... drawing map, image
+    grids_up = grids[::-1]  # each stage's input grid
+    draw_taps = 4 if patch_drawing(channels) else 16
+    decoder = sum(c_in * c_out * gh * gw * (draw_taps if i == len(grids_up) - 1 else 16)
+                  for i, (c_in, c_out, (gh, gw)) in enumerate(zip(widths, widths[1:], grids_up)))
+    return encoder + decoder
 
 
 def conv_params(image_shape, channels, hidden: int = 256) -> int:
     """Approximate weights of both conv stacks and their dense ends."""
     c = image_shape[0]
     ins = [c] + list(channels[:-1])
-    convs = sum(c_in * c_out * (9 + 16) for c_in, c_out in zip(ins, channels))
+    encoder = sum(c_in * c_out * 9 for c_in, c_out in zip(ins, channels))
+    widths = decoder_widths(channels) + [c]
+    draw_taps = 4 if patch_drawing(channels) else 16
+    decoder = sum(c_in * c_out * (draw_taps if i == len(widths) - 2 else 16)
+                  for i, (c_in, c_out) in enumerate(zip(widths, widths[1:])))
     gh, gw = _grids(image_shape, len(channels))[-1]
     dense = 2 * channels[-1] * gh * gw * hidden
-    return convs + dense
+    return encoder + decoder + dense
 
 
 def fan_in_lr_scale(module: nn.Module, reference: int) -> float:

@@ -69,17 +69,20 @@ def content_margins(x: torch.Tensor, tolerance: float = INK_TOLERANCE, fill: tor
     return torch.stack([leading(rows, h), leading(rows.flip(1), h), leading(cols, w), leading(cols.flip(1), w)], 1)
 
 
-def jitter(x: torch.Tensor, shift_px: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def jitter(x: torch.Tensor, shift_px: float, generator: torch.Generator | None = None,
+           fill: torch.Tensor | None = None, margins: torch.Tensor | None = None) -> torch.Tensor:
     """x: N x C x H x W in [0, 1]. Each image moved by its own whole-pixel offset, drawn uniformly
     from -k..k in each direction (k = shift_px rounded) but never further than its background
     margin on that side, so no content leaves the frame; pixels moved in take the image's
-    background colour."""
+    background colour. fill / margins: background(x) and content_margins(x), when the caller
+    already has them (the trainer keeps them per training image)."""
     k = int(round(shift_px))
     if k <= 0:
         return x
     n, c, h, w = x.shape
-    fill = background(x)
-    top, bottom, left, right = content_margins(x, fill=fill).clamp(max=k).t()
+    fill = background(x) if fill is None else fill
+    margins = content_margins(x, fill=fill) if margins is None else margins
+    top, bottom, left, right = margins.clamp(max=k).t()
     # output row r reads input row r + dy: content moves up by dy, so dy may not exceed the top
     # margin nor fall below minus the bottom one (columns likewise)
     u = torch.rand((2, n), generator=generator, device=generator.device if generator else None).to(x.device)

@@ -1,6 +1,6 @@
 """Three loss pieces computed in fewer passes over memory than autograd takes; same values.
 
-1. Binary cross-entropy with logits, reduced to a scalar, without log1p.
+1. Binary cross-entropy with logits, reduced to a scalar, without log1p, one log per 64 values.
 F.binary_cross_entropy_with_logits goes through log_sigmoid, whose CPU kernel evaluates
 log1p element by element: on the reference model it was the single most expensive op of a
 training step (~1.2 ms of a ~7 ms step at batch 64, more than both big matrix products).
@@ -23,14 +23,26 @@ import torch
 import torch.nn.functional as F
 
 
+LOG_GROUP = 64  # values whose product takes one logarithm in the BCE's forward pass
+
+
 class _BCEWithLogitsSum(torch.autograd.Function):
-    """sum(bce(logits, target)) / divisor; the target gets no gradient."""
+    """sum(bce(logits, target)) / divisor; the target gets no gradient.
+
+    Fewer passes over the pixels than the formula written out (at 64 x 64 RGB, batch 256:
+    25 -> 16 ms forward and backward on one core): sum(target * logits) is one dot product, and
+    the logarithm, the dearest element-wise op here, is taken of products of LOG_GROUP values
+    instead of each value. Every factor max(s, 1 - s) lies in [0.5, 1], so a product of 64 stays
+    above 0.5^64 ~ 5e-20, far from float32's underflow, and rounds at ~64 x 6e-8 of itself: the
+    logged loss moves by ~1e-7 of its value; the gradient (from s alone) does not move."""
 
     @staticmethod
     def forward(ctx, logits, target, divisor: float):
         s = torch.sigmoid(logits)
-        log_norm = torch.maximum(s, 1 - s).log_()  # = -log(1 + exp(-|l|))
-        total = (logits.clamp(min=0) - target * logits - log_norm).sum() / divisor
+        norm = torch.maximum(s, torch.sub(1.0, s))  # = 1 / (1 + exp(-|l|))
+        norm = norm.view(-1, LOG_GROUP).prod(1) if norm.numel() % LOG_GROUP == 0 else norm
+        dot = torch.dot(target.reshape(-1), logits.reshape(-1))
+        total = (logits.clamp(min=0).sum() - dot - norm.log_().sum()) / divisor
         ctx.save_for_backward(s, target)
         ctx.divisor = divisor
         return total
@@ -38,7 +50,7 @@ class _BCEWithLogitsSum(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         s, target = ctx.saved_tensors
-        return (s - target) * (grad / ctx.divisor), None, None
+        return torch.sub(s, target).mul_(grad / ctx.divisor), None, None
 
 
 def bce_with_logits(logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:

@@ -122,13 +122,17 @@ class CLIPVAE(nn.Module):
         return mu + eps * std
 
     # --- training ---------------------------------------------------------
-    def loss_terms(self, x: torch.Tensor, y: torch.Tensor, config: TrainConfig, across=None) -> dict:
+    def loss_terms(self, x: torch.Tensor, y: torch.Tensor, config: TrainConfig, across=None,
+                   shift_margins: tuple | None = None) -> dict:
         """The five loss terms (unweighted) for a batch, plus label_match and prior_mmd when weighted.
 
         across: for a batch split over ranks, a core.clip_gather.AcrossRanks; CLIP and the prior
-        MMD then see the whole global batch (the other terms are per-sample means)."""
+        MMD then see the whole global batch (the other terms are per-sample means).
+        shift_margins: (background colours, content margins) of the batch's images, as
+        augment.background / content_margins give them, when the caller keeps them."""
         if getattr(config, "augment_px", 0.0) > 0 and self.training:
-            x = augment.jitter(x, config.augment_px)
+            fill, margins = shift_margins if shift_margins is not None else (None, None)
+            x = augment.jitter(x, config.augment_px, fill=fill, margins=margins)
         mu_x, logvar_x = self.encode_image(x)
         z_x = self.reparameterize(mu_x, logvar_x)
         mu_y, logvar_y = self.encode_label(y)

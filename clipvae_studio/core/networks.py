@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .architecture import conv_channels
+from .architecture import conv_channels, decoder_widths, patch_drawing
 
 
 class ResidualBlock(nn.Sequential):
@@ -91,6 +91,8 @@ def routed_linear(heads: nn.ModuleList, h: torch.Tensor, route: torch.Tensor) ->
     heads (the conv decoder's)."""
     if route is None:
         raise ValueError("a decoder with routed heads needs a label per row")
+    if isinstance(heads[0], nn.ConvTranspose2d) and _is_patch_transpose(heads[0]):
+        return _routed_conv_transpose(heads, h, route)  # as fast for one head as for many
     first = int(route[0]) if len(route) else 0
     if bool((route == first).all()):  # one head (a single point, or one label's samples)
         return heads[first](h)
@@ -112,19 +114,40 @@ def _routed_by_sorting(heads: nn.ModuleList, h: torch.Tensor, route: torch.Tenso
 
 
 def _routed_conv_transpose(heads: nn.ModuleList, h: torch.Tensor, route: torch.Tensor) -> torch.Tensor:
-    """Every row through its own head in one grouped transposed convolution (a group per row,
-    each with its head's kernel): the same arithmetic as one call per head, but one operation
-    whatever the label count. One call per head made a step at 100 labels several times slower
-    than at 10 (a hundred small convolutions forward and backward, each a parallel region)."""
+    """Every row through its own head in one operation whatever the label count. One call per
+    head made a step at 100 labels several times slower than at 10 (a hundred small convolutions
+    forward and backward, each a parallel region)."""
     head = heads[0]
     if head.groups != 1 or head.bias is None:
         raise ValueError("routed transposed-convolution heads need groups=1 and a bias")
+    bias = torch.stack([m.bias for m in heads]).index_select(0, route)  # N x c_out
+    if _is_patch_transpose(head):
+        return _patch_transpose(h, torch.stack([m.weight for m in heads]).index_select(0, route), bias)
+    # other kernels: a grouped transposed convolution, a group per row with its head's kernel
     n, c_in = h.shape[:2]
     weight = torch.stack([m.weight for m in heads]).index_select(0, route)  # N x c_in x c_out x k x k
-    bias = torch.stack([m.bias for m in heads]).index_select(0, route)  # N x c_out
     out = F.conv_transpose2d(h.reshape(1, n * c_in, *h.shape[2:]), weight.flatten(0, 1), bias.flatten(),
                              head.stride, head.padding, head.output_padding, n, head.dilation)
     return out.view(n, -1, *out.shape[2:])
+
+
+def _is_patch_transpose(module: nn.ConvTranspose2d) -> bool:
+    """Kernel = stride, no padding: each input pixel draws its own output patch, no overlap."""
+    return (tuple(module.kernel_size) == tuple(module.stride) and tuple(module.padding) == (0, 0)
+            and tuple(module.output_padding) == (0, 0) and tuple(module.dilation) == (1, 1) and module.groups == 1)
+
+
+def _patch_transpose(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """A transposed convolution whose kernel equals its stride, as a matrix product per row and a
+    pixel shuffle: h N x c_in x H x W, weight N x c_in x c_out x kh x kw (each row's own kernel),
+    bias N x c_out. One batched product whatever the label count; at 64 x 64 RGB ~15x faster
+    forward and backward than the grouped transposed convolution (a group per row), whose
+    8-in, 3-out groups oneDNN runs far below its speed on wide layers (docs/performance.md)."""
+    n, c_in, height, width = h.shape
+    _, _, c_out, kh, kw = weight.shape
+    out = torch.bmm(weight.flatten(2).transpose(1, 2), h.reshape(n, c_in, height * width))  # N x (c_out kh kw) x HW
+    out = out.view(n, c_out, kh, kw, height, width).permute(0, 1, 4, 2, 5, 3).reshape(n, c_out, height * kh, width * kw)
+    return out + bias[:, :, None, None]
 
 
 def every_head_output(heads: nn.ModuleList, h: torch.Tensor) -> torch.Tensor:
@@ -173,9 +196,22 @@ def _double(c_in: int, c_out: int) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1)
 
 
+def _draw(c_in: int, c_out: int, patch: bool) -> nn.ConvTranspose2d:
+    """The stage that draws the pixels: 4 x 4 stride-2 like the stages before it, or with `patch`
+    (architecture.patch_drawing: large images) a 2 x 2 transposed convolution with stride 2, i.e. each
+    feature pixel draws its own 2 x 2 block of output pixels (a 1 x 1 convolution and a pixel
+    shuffle); the 4 x 4 stages before it blend neighbouring features, and the map it reads is
+    wider than the encoder's first (architecture.decoder_widths). At 64 x 64 RGB its 8-in,
+    3-out 4 x 4 predecessor, routed per label, was a quarter of a training step (oneDNN runs so
+    few channels at a fraction of its speed); as a matrix product per row (_patch_transpose),
+    reading 16 channels, it is ~20 ms of ~250 on one core (docs/performance.md)."""
+    return nn.ConvTranspose2d(c_in, c_out, 2, 2) if patch else _double(c_in, c_out)
+
+
 class ConvImageDecoder(nn.Module):
     """The encoder mirrored: z -> dense -> the top map -> stages that double the side (4 x 4
-    transposed convolutions with stride 2), cropped to the image.
+    transposed convolutions with stride 2; the last, drawing the pixels, 2 x 2: see _draw),
+    cropped to the image.
     With `heads` > 0 the last stage (the one that draws the pixels) is one per label, routed
     per row as the mlp's heads are."""
 
@@ -193,12 +229,15 @@ class ConvImageDecoder(nn.Module):
             nn.Linear(width, top * self.grid[0] * self.grid[1]), nn.GELU(),
         )
         layers = []
-        for c_in, c_out in zip(self.channels[::-1], self.channels[-2::-1]):
+        widths = decoder_widths(self.channels)  # the last, the map the pixels are drawn from, is wider
+        for c_in, c_out in zip(widths, widths[1:]):
             layers += [_double(c_in, c_out), nn.GroupNorm(min(8, c_out // 4), c_out), nn.GELU()]
         self.up = nn.Sequential(*layers)
 
+        patch = patch_drawing(self.channels)
+
         def draw():
-            return _double(self.channels[0], c)
+            return _draw(widths[-1], c, patch)
         if heads:
             self.heads = nn.ModuleList([draw() for _ in range(heads)])
         else:
@@ -218,7 +257,10 @@ class ConvImageDecoder(nn.Module):
     def forward(self, z: torch.Tensor, route: torch.Tensor | None = None) -> torch.Tensor:
         h = self.trunk(z)
         if not self.routed:
-            return self._crop(self.out(h))
+            if not _is_patch_transpose(self.out):
+                return self._crop(self.out(h))
+            n = len(h)  # oneDNN's 2 x 2 transposed convolution is slower than the product
+            return self._crop(_patch_transpose(h, self.out.weight.expand(n, -1, -1, -1, -1), self.out.bias.expand(n, -1)))
         return self._crop(routed_linear(self.heads, h, route))
 
     def every_head(self, z: torch.Tensor) -> torch.Tensor:

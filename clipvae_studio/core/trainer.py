@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .architecture import param_groups
+from . import augment
 from .augment import shift_for
 from .config import TrainConfig
 from .data import ImageDataset
@@ -74,6 +75,8 @@ class Trainer:
         self._paused = False
         self._pending_steps = 0
         self._perm: torch.Tensor | None = None
+        self._batch_idx: torch.Tensor | None = None  # rows of the last batch (_next_batch)
+        self._margins: tuple | None = None  # see _shift_margins
         self._good = None
         self._remember_good_weights()
 
@@ -213,6 +216,7 @@ class Trainer:
         if position == 0 or self._perm is None:
             self._perm = torch.randperm(len(self.train_images), generator=self.generator).to(self.device)
         idx = self._perm[position * self.config.batch_size:(position + 1) * self.config.batch_size]
+        self._batch_idx = idx
         # index_select, not images[idx]: advanced indexing of a 4-D uint8 tensor is ~30x slower on the CPU
         return to_float(self.train_images.index_select(0, idx)), self.train_labels.index_select(0, idx)
 
@@ -274,7 +278,26 @@ class Trainer:
 
     # Seams for a data-parallel subclass (core/distributed_train.py): its rank holds a slice of the batch.
     def _loss_terms(self, x: torch.Tensor, y: torch.Tensor) -> dict:
-        return self.model.loss_terms(x, y, self.loss_config)
+        config = self.loss_config
+        margins = None
+        if config.augment_px > 0 and self._batch_idx is not None and len(self._batch_idx) == len(x):
+            fill, each = self._shift_margins()
+            margins = (fill.index_select(0, self._batch_idx), each.index_select(0, self._batch_idx))
+        return self.model.loss_terms(x, y, config, shift_margins=margins)
+
+    def _shift_margins(self) -> tuple:
+        """Every training image's background colour and content margins (core/augment.py), found
+        once: the shifts read them for each batch, and finding them again every step was ~6 % of
+        a step at 64 x 64 RGB (docs/performance.md)."""
+        if self._margins is None:
+            fills, margins = [], []
+            for part in self.train_images.split(1024):
+                x = to_float(part)
+                fill = augment.background(x)
+                fills.append(fill)
+                margins.append(augment.content_margins(x, fill=fill))
+            self._margins = (torch.cat(fills), torch.cat(margins))
+        return self._margins
 
     @property
     def shift_px(self) -> float:
