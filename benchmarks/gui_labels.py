@@ -77,6 +77,7 @@ def run_case(num_labels: int, args) -> dict:
     window.findChild(QAction, "actionStep").trigger()  # one step: a model with published weights, a snapshot
     wait_until(app, lambda: window.canvas.snapshot is not None and window.inference_model is not None
                and window.inference_model.num_labels == num_labels)
+    window.canvas.fitter.shutdown()  # nor the map fit the step's snapshot started: it would share the 2 cores
     samples, full, decoded = drag_latencies(app, window, args.moves)
 
     canvas, rng = window.canvas, np.random.default_rng(0)
@@ -247,7 +248,10 @@ def main(argv=None) -> int:
     passed = [f"--{k}={getattr(args, k)}" for k in ("size", "channels", "moves", "repeats", "points")]
     results = []
     for count in counts:
-        done = subprocess.run([sys.executable, __file__, *passed, "--one", str(count)], capture_output=True, text=True)
+        # each window its own settings home: else the second finds the first's autosave and last dataset
+        home = {**os.environ, "CLIPVAE_STUDIO_HOME": tempfile.mkdtemp(prefix="clipvae-bench-")}
+        done = subprocess.run([sys.executable, __file__, *passed, "--one", str(count)], capture_output=True,
+                              text=True, env=home)
         if done.returncode != 0:
             raise SystemExit(f"{count} labels: crashed:\n{done.stderr[-2000:]}")
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
