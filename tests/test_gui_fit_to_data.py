@@ -33,6 +33,7 @@ def test_heads_follow_the_label_count_unless_set_by_hand(qtbot, mnist5k):
     assert not window.trainer.config.decoder_heads and not window.trainer.model.decoder_heads
     assert not heads_box(window).isChecked()  # the Settings dock shows what the model has
     assert "decoder_heads turned off" in window.statusBar().currentMessage()
+    assert window.dataset_combo.currentText() == window.studio.dataset.name  # the toolbar names it too
 
     window.set_dataset(small_set(10))  # few labels again: the preset's heads come back
     assert window.trainer.config.decoder_heads and heads_box(window).isChecked()

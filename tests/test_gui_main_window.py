@@ -171,8 +171,8 @@ def test_non_finite_loss_rolls_back_and_offers_a_lower_lr(qtbot, mnist5k, monkey
     trainer = window.trainer
     honest = trainer.model.loss_terms
 
-    def poisoned(x, y, config):  # the loss turns NaN from step 25 on
-        terms = honest(x, y, config)
+    def poisoned(x, y, config, **options):  # the loss turns NaN from step 25 on
+        terms = honest(x, y, config, **options)
         if trainer.step_count >= 25:
             terms["clip"] = terms["clip"] * float("nan")
         return terms

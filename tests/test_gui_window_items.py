@@ -59,8 +59,8 @@ def test_item4_roll_back_refits_the_loss_axes(qtbot, mnist5k, monkeypatch):
     trainer = window.trainer
     honest = trainer.model.loss_terms
 
-    def exploding(x, y, config):  # the loss grows to 1e27, then turns non-finite
-        terms = honest(x, y, config)
+    def exploding(x, y, config, **options):  # the loss grows to 1e27, then turns non-finite
+        terms = honest(x, y, config, **options)
         if trainer.step_count >= 4:
             terms["clip"] = terms["clip"] * 1e27 * (float("inf") if trainer.step_count >= 8 else 1.0)
         return terms
@@ -169,11 +169,11 @@ def test_item7_stop_during_a_slow_step_says_stopping(qtbot, mnist5k):
     honest = trainer.model.loss_terms
     in_step, release = threading.Event(), threading.Event()
 
-    def slow(x, y, config):  # step 3 waits until the test lets it go
+    def slow(x, y, config, **options):  # step 3 waits until the test lets it go
         if trainer.step_count == 3:
             in_step.set()
             release.wait(30)
-        return honest(x, y, config)
+        return honest(x, y, config, **options)
 
     trainer.model.loss_terms = slow
     action(window, "actionStart").trigger()

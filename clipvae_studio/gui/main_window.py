@@ -457,6 +457,8 @@ class MainWindow(FileActions, WindowActions, WindowMessages, WindowLayout, QMain
         if kind in ("idx", "folder") and path:
             combo.addItem(f"{Path(path).name} ({DATASET_TITLES[kind]})", (kind, str(path)))
             combo.setItemData(combo.count() - 1, str(path), Qt.ItemDataRole.ToolTipRole)
+        elif kind not in BUILTIN_DATASETS:  # a dataset handed to the window in code: named as it is
+            combo.addItem(str(kind), (kind, path))
         combo.addItem("Open folder…", ("open", None))
         self._select_dataset_in_combo()
         combo.blockSignals(False)
